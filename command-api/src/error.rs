@@ -1,0 +1,235 @@
+//! `ApiError`: every failure a client can see, rendered as `application/problem+json`
+//! with a stable `code` (design §5). 5xx causes are logged whole and never shown.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use domain::account::AccountError;
+use domain::category::CategoryError;
+use domain::infra::store::StoreError;
+use domain::package::PackageError;
+use domain::product::ProductError;
+use domain::purchase::PurchaseError;
+use domain::redemption::RedemptionError;
+
+tokio::task_local! {
+    /// The current request's id, set by the request-id middleware for error bodies.
+    pub static REQUEST_ID: String;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    #[error("this action needs the {0} role")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    NotFound(String),
+    /// A concurrent change: the pipeline retries these before a client sees one.
+    #[error("{0}")]
+    Conflict(String),
+    /// A unique thing (an email) exists already: final, never retried.
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    InsufficientPoints(String),
+    #[error("{0}")]
+    OutOfStock(String),
+    #[error("{0}")]
+    ProductUnavailable(String),
+    #[error("{0}")]
+    InvalidState(String),
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    InvalidSignature(&'static str),
+    #[error("the service is temporarily unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("an unexpected error occurred")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Malformed(_) => "malformed_request",
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::Unauthenticated(_) => "unauthenticated",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) | ApiError::AlreadyExists(_) => "conflict",
+            ApiError::InsufficientPoints(_) => "insufficient_points",
+            ApiError::OutOfStock(_) => "out_of_stock",
+            ApiError::ProductUnavailable(_) => "product_unavailable",
+            ApiError::InvalidState(_) => "invalid_state",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::InvalidSignature(_) => "invalid_signature",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unexpected(_) => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self.status_code() {
+            StatusCode::BAD_REQUEST => "Malformed request",
+            StatusCode::UNAUTHORIZED => "Unauthenticated",
+            StatusCode::FORBIDDEN => "Forbidden",
+            StatusCode::NOT_FOUND => "Not found",
+            StatusCode::CONFLICT => "Conflict",
+            StatusCode::PAYLOAD_TOO_LARGE => "Payload too large",
+            StatusCode::UNPROCESSABLE_ENTITY => "Unprocessable request",
+            StatusCode::SERVICE_UNAVAILABLE => "Unavailable",
+            _ => "Internal error",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Malformed(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated(_) | ApiError::InvalidSignature(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) | ApiError::AlreadyExists(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error = ?anyhow_chain(self), code = self.code(), "request failed");
+        }
+        let request_id = REQUEST_ID.try_with(|id| id.clone()).unwrap_or_default();
+        let body = serde_json::json!({
+            "type": format!("https://tally.dev/problems/{}", self.code().replace('_', "-")),
+            "title": self.title(),
+            "status": status.as_u16(),
+            "detail": self.to_string(),
+            "code": self.code(),
+            "request_id": request_id,
+        });
+        let mut res = HttpResponse::build(status);
+        res.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        if matches!(self, ApiError::Unauthenticated(_)) {
+            res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        res.body(body.to_string())
+    }
+}
+
+fn anyhow_chain(e: &ApiError) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            e if e.is_retryable() => {
+                ApiError::Conflict("the resource changed concurrently; retry".into())
+            }
+            StoreError::Pool(_) => ApiError::Unavailable(e.into()),
+            other => ApiError::Unexpected(other.into()),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Database(e).into()
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        ApiError::Unavailable(e.into())
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::NotOpened => ApiError::NotFound("no such account".into()),
+            AccountError::InsufficientPoints { .. } => ApiError::InsufficientPoints(e.to_string()),
+            AccountError::InvalidAmount | AccountError::ReasonRequired => {
+                ApiError::Validation(e.to_string())
+            }
+            AccountError::AlreadyOpened
+            | AccountError::UnknownRedemption
+            | AccountError::AlreadySettled => ApiError::InvalidState(e.to_string()),
+        }
+    }
+}
+
+impl From<ProductError> for ApiError {
+    fn from(e: ProductError) -> Self {
+        match e {
+            ProductError::NotFound => ApiError::NotFound("no such product".into()),
+            ProductError::Invalid(_) => ApiError::Validation(e.to_string()),
+            ProductError::Unavailable => ApiError::ProductUnavailable(e.to_string()),
+            ProductError::OutOfStock { .. } => ApiError::OutOfStock(e.to_string()),
+            ProductError::AlreadyListed
+            | ProductError::AlreadyInState(_)
+            | ProductError::UnknownReservation => ApiError::InvalidState(e.to_string()),
+        }
+    }
+}
+
+impl From<CategoryError> for ApiError {
+    fn from(e: CategoryError) -> Self {
+        match e {
+            CategoryError::NotFound => ApiError::NotFound("no such category".into()),
+            CategoryError::InvalidName => ApiError::Validation(e.to_string()),
+            CategoryError::AlreadyExists => ApiError::InvalidState(e.to_string()),
+        }
+    }
+}
+
+impl From<PackageError> for ApiError {
+    fn from(e: PackageError) -> Self {
+        match e {
+            PackageError::NotFound => ApiError::NotFound("no such credit package".into()),
+            PackageError::Invalid(_) => ApiError::Validation(e.to_string()),
+            PackageError::Retired => ApiError::ProductUnavailable(e.to_string()),
+            PackageError::AlreadyExists => ApiError::InvalidState(e.to_string()),
+        }
+    }
+}
+
+impl From<PurchaseError> for ApiError {
+    fn from(e: PurchaseError) -> Self {
+        match e {
+            PurchaseError::NotFound => ApiError::NotFound("no such purchase".into()),
+            _ => ApiError::InvalidState(e.to_string()),
+        }
+    }
+}
+
+impl From<RedemptionError> for ApiError {
+    fn from(e: RedemptionError) -> Self {
+        match e {
+            RedemptionError::NotFound => ApiError::NotFound("no such redemption".into()),
+            RedemptionError::NotOwner => ApiError::Forbidden("owner or admin"),
+            _ => ApiError::InvalidState(e.to_string()),
+        }
+    }
+}

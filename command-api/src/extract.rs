@@ -1,0 +1,126 @@
+//! Request extractors: the JSON body (with its raw bytes, for idempotency hashing and
+//! webhook signatures) and the authenticated caller.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use domain::infra::token::{Claims, TokenError};
+use domain::{Role, UserId};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The largest request body accepted (design: huge bodies get `413 payload_too_large`).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A JSON body. Syntax errors are `400 malformed_request`; well-formed JSON of the
+/// wrong shape (missing fields, wrong types) is `422 validation_failed`.
+#[derive(Debug)]
+pub struct Json<T> {
+    pub value: T,
+    pub raw: web::Bytes,
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let raw = bytes
+                .await
+                .map_err(|e| match e.as_error::<PayloadError>() {
+                    Some(PayloadError::Overflow) => ApiError::PayloadTooLarge,
+                    _ => ApiError::Malformed("the request body could not be read".into()),
+                })?;
+            let value = parse_json(if raw.is_empty() { b"{}" } else { &raw })?;
+            Ok(Json { value, raw })
+        })
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::Validation(format!("invalid request body: {e}"))
+        }
+        _ => ApiError::Malformed(format!("the request body is not valid JSON: {e}")),
+    })
+}
+
+/// The caller, authenticated by a bearer token.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Claims);
+
+impl Caller {
+    pub fn user_id(&self) -> UserId {
+        UserId(self.0.sub)
+    }
+
+    pub fn is(&self, role: Role) -> bool {
+        self.0.has(role)
+    }
+
+    pub fn require(&self, role: Role) -> Result<(), ApiError> {
+        if self.is(role) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(role.as_str()))
+        }
+    }
+
+    /// The role the caller acts in, for event metadata.
+    pub fn acting_role(&self, preferred: Role) -> Role {
+        if self.is(preferred) {
+            preferred
+        } else {
+            self.0.roles.first().copied().unwrap_or(Role::Customer)
+        }
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(authenticate(req))
+    }
+}
+
+fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("application state missing")))?;
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::Unauthenticated("a bearer token is required"))?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .ok_or(ApiError::Unauthenticated(
+            "the Authorization header must be `Bearer <token>`",
+        ))?;
+    let claims = state.keys.verify(token.trim()).map_err(|e| match e {
+        TokenError::Expired => ApiError::Unauthenticated("the token has expired"),
+        TokenError::Invalid => ApiError::Unauthenticated("the token is not valid"),
+    })?;
+    req.extensions_mut().insert(claims.sub);
+    Ok(Caller(claims))
+}
+
+/// Parses a path id, answering `404 not_found` for anything that is not a uuid.
+pub fn path_id<T>(raw: &str, parse: impl Fn(&str) -> Option<T>, what: &str) -> Result<T, ApiError> {
+    parse(raw).ok_or_else(|| ApiError::NotFound(format!("no such {what}")))
+}

@@ -1,0 +1,14 @@
+//! `command-api`: reads settings from the environment and serves.
+
+use anyhow::Context;
+use command_api::startup::Application;
+use domain::infra::{config::Settings, telemetry};
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init();
+    let settings = Settings::from_env()?;
+    let app = Application::build(&settings).await?;
+    tracing::info!(addr = %settings.command_addr, "command API listening");
+    app.run().await.context("serving the command API")
+}

@@ -1,0 +1,342 @@
+//! How every command runs: one transaction that claims the `Idempotency-Key` (if any),
+//! locks and loads the streams it needs, decides, and appends; retried from the start
+//! on a version conflict or deadlock, with jittered backoff.
+//!
+//! Commands implement [`Command`]; handlers call [`run`].
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use domain::infra::store::{self, Actor, Checkpoint, Metadata, NewEvent, StreamAppend};
+use domain::{Aggregate, DomainEvent, Role};
+use rand::Rng;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use tokio_postgres::Transaction;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::request_id::RequestId;
+use crate::state::AppState;
+
+const MAX_ATTEMPTS: u32 = 8;
+pub const POSITION_HEADER: &str = "X-Tally-Position";
+
+/// Who is running a command, and when.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub request_id: String,
+    pub actor: Actor,
+    pub command: &'static str,
+    pub now: DateTime<Utc>,
+}
+
+impl Context {
+    pub fn new(req: &HttpRequest, command: &'static str, user: Option<Uuid>, role: &str) -> Self {
+        let request_id = req
+            .extensions()
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_else(|| Uuid::new_v4().to_string());
+        Context {
+            request_id,
+            actor: Actor {
+                user_id: user,
+                role: role.to_owned(),
+            },
+            command,
+            now: Utc::now(),
+        }
+    }
+
+    pub fn for_caller(
+        req: &HttpRequest,
+        command: &'static str,
+        caller: &crate::extract::Caller,
+        role: Role,
+    ) -> Self {
+        Self::new(
+            req,
+            command,
+            Some(caller.0.sub),
+            caller.acting_role(role).as_str(),
+        )
+    }
+
+    pub fn metadata(&self) -> Metadata {
+        Metadata {
+            correlation_id: self.request_id.clone(),
+            causation_id: self.request_id.clone(),
+            actor: self.actor.clone(),
+            command: self.command.to_owned(),
+        }
+    }
+}
+
+/// A successful command's answer, before `position` is added.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Map<String, Value>,
+    pub position: Checkpoint,
+}
+
+/// A command: given a transaction, lock/load, decide and append. Used only inside
+/// this crate, so the returned future needs no `Send` bound.
+#[allow(async_fn_in_trait)]
+pub trait Command {
+    async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError>;
+}
+
+/// An `Idempotency-Key` with the caller and request fingerprint it is bound to.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub caller: String,
+    pub key: String,
+    pub fingerprint: Vec<u8>,
+}
+
+impl IdempotencyKey {
+    /// Reads the header; a key is bound to the caller, method, path and exact body.
+    pub fn from_request(
+        req: &HttpRequest,
+        caller: String,
+        body: &[u8],
+    ) -> Result<Option<Self>, ApiError> {
+        let Some(value) = req.headers().get("idempotency-key") else {
+            return Ok(None);
+        };
+        let key = value
+            .to_str()
+            .ok()
+            .filter(|k| (1..=255).contains(&k.len()))
+            .ok_or_else(|| {
+                ApiError::Validation("Idempotency-Key must be 1 to 255 visible characters".into())
+            })?;
+        let mut h = Sha256::new();
+        h.update(req.method().as_str());
+        h.update([0]);
+        h.update(req.path());
+        h.update([0]);
+        h.update(body);
+        Ok(Some(IdempotencyKey {
+            caller,
+            key: key.to_owned(),
+            fingerprint: h.finalize().to_vec(),
+        }))
+    }
+}
+
+/// Runs `command` to completion and renders its response.
+pub async fn run(
+    state: &AppState,
+    ctx: Context,
+    idempotency: Option<IdempotencyKey>,
+    command: &impl Command,
+) -> Result<HttpResponse, ApiError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match attempt_once(state, &ctx, idempotency.as_ref(), command).await {
+            Err(Attempt::Retry(e)) if attempt < MAX_ATTEMPTS => {
+                tracing::debug!(attempt, error = %e, "retrying command after a conflict");
+                let cap = 2u64.pow(attempt.min(6));
+                let ms = rand::thread_rng().gen_range(1..=cap);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            Err(Attempt::Retry(e)) => return Err(e),
+            Err(Attempt::Fail(e)) => return Err(e),
+            Ok(Done::Fresh(reply)) => return Ok(render(&reply.status, reply.body, false)),
+            Ok(Done::Replayed(status, body)) => return Ok(render(&status, body, true)),
+        }
+    }
+}
+
+/// Why an attempt ended without a response: retry from scratch, or give up.
+enum Attempt {
+    Retry(ApiError),
+    Fail(ApiError),
+}
+
+impl From<ApiError> for Attempt {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::Conflict(_) => Attempt::Retry(e),
+            e => Attempt::Fail(e),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for Attempt {
+    fn from(e: tokio_postgres::Error) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+enum Done {
+    Fresh(Reply),
+    Replayed(StatusCode, Map<String, Value>),
+}
+
+async fn attempt_once(
+    state: &AppState,
+    ctx: &Context,
+    idempotency: Option<&IdempotencyKey>,
+    command: &impl Command,
+) -> Result<Done, Attempt> {
+    let mut client = state.pool.get().await.map_err(ApiError::from)?;
+    let tx = client.transaction().await?;
+    if let Some(key) = idempotency {
+        // Blocks while another request holds the same key in flight, then either
+        // claims it or finds the committed first response.
+        let claimed = tx
+            .execute(
+                "INSERT INTO es.idempotency (caller, key, request_hash, status, body) \
+                 VALUES ($1, $2, $3, 0, 'null') ON CONFLICT DO NOTHING",
+                &[&key.caller, &key.key, &key.fingerprint],
+            )
+            .await?;
+        if claimed == 0 {
+            tx.rollback().await?;
+            return replay(state, key).await;
+        }
+    }
+    let mut reply = command.execute(&tx, ctx).await?;
+    reply
+        .body
+        .insert("position".into(), Value::String(reply.position.token()));
+    if let Some(key) = idempotency {
+        tx.execute(
+            "UPDATE es.idempotency SET status = $3, body = $4 WHERE caller = $1 AND key = $2",
+            &[
+                &key.caller,
+                &key.key,
+                &(reply.status.as_u16() as i16),
+                &Value::Object(reply.body.clone()),
+            ],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Done::Fresh(reply))
+}
+
+async fn replay(state: &AppState, key: &IdempotencyKey) -> Result<Done, Attempt> {
+    let client = state.pool.get().await.map_err(ApiError::from)?;
+    let row = client
+        .query_opt(
+            "SELECT request_hash, status, body FROM es.idempotency WHERE caller = $1 AND key = $2",
+            &[&key.caller, &key.key],
+        )
+        .await?
+        // The holder rolled back after we saw its row: claim the key afresh.
+        .ok_or_else(|| Attempt::Retry(ApiError::Conflict("idempotency key released".into())))?;
+    let fingerprint: Vec<u8> = row.get(0);
+    if fingerprint != key.fingerprint {
+        return Err(ApiError::IdempotencyKeyReused.into());
+    }
+    let status = StatusCode::from_u16(row.get::<_, i16>(1) as u16).unwrap_or(StatusCode::OK);
+    let body = match row.get::<_, Value>(2) {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    Ok(Done::Replayed(status, body))
+}
+
+fn render(status: &StatusCode, body: Map<String, Value>, replayed: bool) -> HttpResponse {
+    let mut res = HttpResponse::build(*status);
+    if let Some(Value::String(p)) = body.get("position") {
+        res.insert_header((POSITION_HEADER, p.as_str()));
+    }
+    if replayed {
+        res.insert_header(("Idempotent-Replayed", "true"));
+    }
+    res.json(Value::Object(body))
+}
+
+/// A stream folded into its aggregate, with the version and checkpoint it was at.
+#[derive(Debug)]
+pub struct Loaded<A> {
+    pub state: A,
+    pub version: i64,
+    pub last: Option<Checkpoint>,
+}
+
+impl<A> Loaded<A> {
+    pub fn exists(&self) -> bool {
+        self.version > 0
+    }
+}
+
+/// Loads and folds one stream (inside the command's transaction).
+pub async fn load<A: Aggregate>(
+    tx: &Transaction<'_>,
+    stream_id: &str,
+) -> Result<Loaded<A>, ApiError> {
+    let events = store::read_stream(tx, stream_id, 0).await?;
+    let mut state = A::default();
+    for e in &events {
+        let event =
+            A::Event::decode(&e.event_type, &e.data).map_err(|e| ApiError::Unexpected(e.into()))?;
+        state.apply(&event);
+    }
+    Ok(Loaded {
+        state,
+        version: events.last().map_or(0, |e| e.version),
+        last: events.last().map(Checkpoint::of),
+    })
+}
+
+/// Locks the streams' heads for this transaction (sorted, so lockers never deadlock).
+pub async fn lock(tx: &Transaction<'_>, stream_ids: &[&str]) -> Result<(), ApiError> {
+    store::lock_streams(tx, stream_ids).await?;
+    Ok(())
+}
+
+/// The events a decision produced, for one stream at its loaded version.
+pub fn stream_append<A: Aggregate>(
+    stream_id: String,
+    loaded: &Loaded<A>,
+    events: &[A::Event],
+) -> StreamAppend {
+    StreamAppend {
+        stream_id,
+        expected_version: loaded.version,
+        events: events
+            .iter()
+            .map(|e| {
+                let (event_type, data) = e.encode();
+                NewEvent {
+                    event_id: Uuid::new_v4(),
+                    event_type,
+                    schema_version: A::Event::SCHEMA_VERSION,
+                    data,
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Appends the non-empty stream appends and returns the checkpoint to hand back.
+pub async fn append(
+    tx: &Transaction<'_>,
+    ctx: &Context,
+    appends: Vec<StreamAppend>,
+) -> Result<Checkpoint, ApiError> {
+    let appends: Vec<StreamAppend> = appends
+        .into_iter()
+        .filter(|a| !a.events.is_empty())
+        .collect();
+    let appended = store::append(tx, &appends, &ctx.metadata(), ctx.now).await?;
+    Ok(appended.last)
+}
+
+/// A reply body from a JSON object literal.
+pub fn body(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}

@@ -1,0 +1,326 @@
+//! Admin catalog commands: categories, products (list, revise, delist, relist) and stock.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use domain::category::{Category, CategoryCommand};
+use domain::product::{Product, ProductChanges, ProductCommand, ProductDetails};
+use domain::{CategoryId, Decide, ProductId, Role};
+use serde::Deserialize;
+use serde_json::json;
+use tokio_postgres::Transaction;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::extract::{path_id, Caller, Json};
+use crate::pipeline::{self, body, Command, Context, IdempotencyKey, Reply};
+use crate::state::AppState;
+
+/// Runs an admin command with the usual context and idempotency handling.
+pub async fn admin_run(
+    req: &HttpRequest,
+    state: &AppState,
+    caller: &Caller,
+    name: &'static str,
+    raw: &[u8],
+    command: &impl Command,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Admin)?;
+    let idempotency = IdempotencyKey::from_request(req, caller.0.sub.to_string(), raw)?;
+    let ctx = Context::for_caller(req, name, caller, Role::Admin);
+    pipeline::run(state, ctx, idempotency, command).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCategory {
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+struct CreateCategory(CategoryId, NewCategory);
+
+impl Command for CreateCategory {
+    async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
+        let stream = self.0.stream();
+        let loaded = pipeline::load::<Category>(tx, &stream).await?;
+        let events = loaded.state.decide(CategoryCommand::Create {
+            category_id: self.0,
+            name: self.1.name.trim().to_owned(),
+            description: self.1.description.clone(),
+        })?;
+        let position = pipeline::append(
+            tx,
+            ctx,
+            vec![pipeline::stream_append(stream, &loaded, &events)],
+        )
+        .await?;
+        Ok(Reply {
+            status: StatusCode::CREATED,
+            body: body(json!({ "id": self.0 })),
+            position,
+        })
+    }
+}
+
+pub async fn create_category(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    input: Json<NewCategory>,
+) -> Result<HttpResponse, ApiError> {
+    let command = CreateCategory(CategoryId(Uuid::new_v4()), input.value);
+    admin_run(
+        &req,
+        &state,
+        &caller,
+        "CreateCategory",
+        &input.raw,
+        &command,
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProduct {
+    name: String,
+    #[serde(default)]
+    description: String,
+    category_id: CategoryId,
+    point_cost: i64,
+    #[serde(default)]
+    initial_stock: Option<i64>,
+    #[serde(default)]
+    in_offer_pool: Option<bool>,
+    #[serde(default)]
+    image_url: Option<String>,
+}
+
+async fn require_category(tx: &Transaction<'_>, id: CategoryId) -> Result<(), ApiError> {
+    let loaded = pipeline::load::<Category>(tx, &id.stream()).await?;
+    if loaded.exists() {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound("no such category".into()))
+    }
+}
+
+fn validate_image_url(url: &Option<String>) -> Result<(), ApiError> {
+    match url {
+        Some(u) if u.len() > 2048 || !(u.starts_with("https://") || u.starts_with("http://")) => {
+            Err(ApiError::Validation(
+                "image_url must be an http(s) URL".into(),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+struct ListProduct(ProductId, NewProduct);
+
+impl Command for ListProduct {
+    async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
+        let p = &self.1;
+        require_category(tx, p.category_id).await?;
+        let stream = self.0.stream();
+        let loaded = pipeline::load::<Product>(tx, &stream).await?;
+        let events = loaded.state.decide(ProductCommand::List {
+            product_id: self.0,
+            details: ProductDetails {
+                name: p.name.trim().to_owned(),
+                description: p.description.clone(),
+                category_id: p.category_id,
+                point_cost: p.point_cost,
+                image_url: p.image_url.clone(),
+                in_offer_pool: p.in_offer_pool.unwrap_or(false),
+            },
+            initial_stock: p.initial_stock.unwrap_or(0),
+        })?;
+        let position = pipeline::append(
+            tx,
+            ctx,
+            vec![pipeline::stream_append(stream, &loaded, &events)],
+        )
+        .await?;
+        Ok(Reply {
+            status: StatusCode::CREATED,
+            body: body(json!({ "id": self.0 })),
+            position,
+        })
+    }
+}
+
+pub async fn create_product(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    input: Json<NewProduct>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Admin)?;
+    validate_image_url(&input.value.image_url)?;
+    let command = ListProduct(ProductId(Uuid::new_v4()), input.value);
+    admin_run(&req, &state, &caller, "ListProduct", &input.raw, &command).await
+}
+
+/// Any product command on an existing product: lock, load, decide, append.
+struct OnProduct {
+    id: ProductId,
+    command: ProductCommand,
+}
+
+impl Command for OnProduct {
+    async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
+        if let ProductCommand::Revise {
+            changes:
+                ProductChanges {
+                    category_id: Some(c),
+                    ..
+                },
+        } = &self.command
+        {
+            require_category(tx, *c).await?;
+        }
+        let stream = self.id.stream();
+        pipeline::lock(tx, &[&stream]).await?;
+        let loaded = pipeline::load::<Product>(tx, &stream).await?;
+        let events = loaded.state.decide(self.command.clone())?;
+        let position = pipeline::append(
+            tx,
+            ctx,
+            vec![pipeline::stream_append(stream, &loaded, &events)],
+        )
+        .await?;
+        let mut after = loaded.state;
+        for e in &events {
+            domain::Aggregate::apply(&mut after, e);
+        }
+        Ok(Reply {
+            status: StatusCode::OK,
+            body: body(json!({
+                "id": self.id,
+                "active": after.active,
+                "on_hand": after.on_hand,
+                "available": after.available(),
+            })),
+            position,
+        })
+    }
+}
+
+pub async fn revise_product(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    input: Json<ProductChanges>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Admin)?;
+    let id = path_id(&path, ProductId::parse, "product")?;
+    validate_image_url(&input.value.image_url)?;
+    let command = OnProduct {
+        id,
+        command: ProductCommand::Revise {
+            changes: input.value,
+        },
+    };
+    admin_run(&req, &state, &caller, "ReviseProduct", &input.raw, &command).await
+}
+
+pub async fn delist_product(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    raw: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Admin)?;
+    let id = path_id(&path, ProductId::parse, "product")?;
+    admin_run(
+        &req,
+        &state,
+        &caller,
+        "DelistProduct",
+        &raw,
+        &OnProduct {
+            id,
+            command: ProductCommand::Delist,
+        },
+    )
+    .await
+}
+
+pub async fn relist_product(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    raw: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Admin)?;
+    let id = path_id(&path, ProductId::parse, "product")?;
+    admin_run(
+        &req,
+        &state,
+        &caller,
+        "RelistProduct",
+        &raw,
+        &OnProduct {
+            id,
+            command: ProductCommand::Relist,
+        },
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StockKind {
+    Receive,
+    Adjust,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StockChange {
+    kind: StockKind,
+    quantity: i64,
+    reason: String,
+}
+
+pub async fn change_stock(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    input: Json<StockChange>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Admin)?;
+    let id = path_id(&path, ProductId::parse, "product")?;
+    let StockChange {
+        kind,
+        quantity,
+        reason,
+    } = input.value;
+    if reason.trim().is_empty() || reason.len() > 500 {
+        return Err(ApiError::Validation(
+            "reason must be 1 to 500 characters".into(),
+        ));
+    }
+    let command = match kind {
+        StockKind::Receive => ProductCommand::ReceiveStock { quantity, reason },
+        StockKind::Adjust => ProductCommand::AdjustStock {
+            delta: quantity,
+            reason,
+        },
+    };
+    admin_run(
+        &req,
+        &state,
+        &caller,
+        "ChangeStock",
+        &input.raw,
+        &OnProduct { id, command },
+    )
+    .await
+}

@@ -1,0 +1,74 @@
+//! The HTTP surface of design §4, one module per area.
+
+use actix_web::{web, HttpResponse};
+
+use crate::error::ApiError;
+
+pub mod accounts;
+pub mod auth;
+pub mod catalog;
+pub mod health;
+pub mod packages;
+pub mod purchases;
+pub mod redemptions;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .service(
+            web::scope("/v1")
+                .route("/auth/register", web::post().to(auth::register))
+                .route("/auth/login", web::post().to(auth::login))
+                .route("/users/{id}/roles", web::post().to(auth::grant_role))
+                .route("/categories", web::post().to(catalog::create_category))
+                .route("/products", web::post().to(catalog::create_product))
+                .route("/products/{id}", web::patch().to(catalog::revise_product))
+                .route(
+                    "/products/{id}/delist",
+                    web::post().to(catalog::delist_product),
+                )
+                .route(
+                    "/products/{id}/relist",
+                    web::post().to(catalog::relist_product),
+                )
+                .route(
+                    "/products/{id}/stock",
+                    web::post().to(catalog::change_stock),
+                )
+                .route("/credit-packages", web::post().to(packages::create_package))
+                .route(
+                    "/credit-packages/{id}/retire",
+                    web::post().to(packages::retire_package),
+                )
+                .route(
+                    "/credit-purchases",
+                    web::post().to(purchases::start_purchase),
+                )
+                .route(
+                    "/payments/webhook",
+                    web::post().to(purchases::payment_webhook),
+                )
+                .route("/redemptions", web::post().to(redemptions::place))
+                .route(
+                    "/redemptions/{id}/cancel",
+                    web::post().to(redemptions::cancel),
+                )
+                .route(
+                    "/redemptions/{id}/fulfil",
+                    web::post().to(redemptions::fulfil),
+                )
+                .route(
+                    "/accounts/{user_id}/adjustments",
+                    web::post().to(accounts::adjust),
+                )
+                .route(
+                    "/interactions",
+                    web::post().to(accounts::record_interaction),
+                ),
+        )
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such endpoint".into()))
+}

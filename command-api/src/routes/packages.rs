@@ -1,0 +1,98 @@
+//! Admin commands on credit packages.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use domain::package::{Package, PackageCommand, PackageTerms};
+use domain::{Decide, PackageId, Role};
+use serde_json::json;
+use tokio_postgres::Transaction;
+use uuid::Uuid;
+
+use super::catalog::admin_run;
+use crate::error::ApiError;
+use crate::extract::{path_id, Caller, Json};
+use crate::pipeline::{self, body, Command, Context, Reply};
+use crate::state::AppState;
+
+struct OnPackage {
+    id: PackageId,
+    command: PackageCommand,
+    status: StatusCode,
+}
+
+impl Command for OnPackage {
+    async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
+        let stream = self.id.stream();
+        pipeline::lock(tx, &[&stream]).await?;
+        let loaded = pipeline::load::<Package>(tx, &stream).await?;
+        let events = loaded.state.decide(self.command.clone())?;
+        let position = pipeline::append(
+            tx,
+            ctx,
+            vec![pipeline::stream_append(stream, &loaded, &events)],
+        )
+        .await?;
+        Ok(Reply {
+            status: self.status,
+            body: body(json!({ "id": self.id })),
+            position,
+        })
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPackage {
+    name: String,
+    #[serde(default)]
+    description: String,
+    price: rust_decimal::Decimal,
+    currency: String,
+    points: i64,
+    #[serde(default)]
+    points_valid_days: Option<u32>,
+}
+
+pub async fn create_package(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    input: Json<NewPackage>,
+) -> Result<HttpResponse, ApiError> {
+    let p = input.value;
+    let terms = PackageTerms {
+        name: p.name.trim().to_owned(),
+        description: p.description,
+        price: p.price,
+        currency: p.currency,
+        points: p.points,
+        points_valid_days: p.points_valid_days,
+    };
+    let id = PackageId(Uuid::new_v4());
+    let command = OnPackage {
+        id,
+        command: PackageCommand::Create {
+            package_id: id,
+            terms,
+        },
+        status: StatusCode::CREATED,
+    };
+    admin_run(&req, &state, &caller, "CreatePackage", &input.raw, &command).await
+}
+
+pub async fn retire_package(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    raw: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Admin)?;
+    let id = path_id(&path, PackageId::parse, "credit package")?;
+    let command = OnPackage {
+        id,
+        command: PackageCommand::Retire,
+        status: StatusCode::OK,
+    };
+    admin_run(&req, &state, &caller, "RetirePackage", &raw, &command).await
+}

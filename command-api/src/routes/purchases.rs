@@ -1,0 +1,269 @@
+//! Credit purchases: a customer starts one (pending); the payment provider's signed
+//! webhook settles it. Success appends `PurchasePaid` and `PointsCredited` in one
+//! transaction, exactly once however many times the webhook is delivered.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Duration;
+use domain::account::{Account, AccountCommand, CreditSource};
+use domain::infra::store::Actor;
+use domain::package::Package;
+use domain::purchase::{Purchase, PurchaseCommand};
+use domain::{Aggregate, Decide, LotId, PackageId, PurchaseId, Role};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::Sha256;
+use tokio_postgres::Transaction;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::extract::{parse_json, Caller, Json};
+use crate::pipeline::{self, body, Command, Context, IdempotencyKey, Reply};
+use crate::state::AppState;
+
+/// Signatures older or newer than this are rejected (replay protection).
+const SIGNATURE_TOLERANCE_SECS: i64 = 300;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPurchase {
+    package_id: PackageId,
+}
+
+struct StartPurchase {
+    id: PurchaseId,
+    caller: Caller,
+    package_id: PackageId,
+}
+
+impl Command for StartPurchase {
+    async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
+        let package_stream = self.package_id.stream();
+        // Locked so a concurrent retirement cannot slip between the check and the start.
+        pipeline::lock(tx, &[&package_stream]).await?;
+        let package = pipeline::load::<Package>(tx, &package_stream).await?;
+        let terms = package.state.buyable()?.clone();
+        let stream = self.id.stream();
+        let loaded = pipeline::load::<Purchase>(tx, &stream).await?;
+        let events = loaded.state.decide(PurchaseCommand::Start {
+            purchase_id: self.id,
+            user_id: self.caller.user_id(),
+            package_id: self.package_id,
+            price: terms.price,
+            currency: terms.currency.clone(),
+            points: terms.points,
+            points_valid_days: terms.points_valid_days,
+        })?;
+        let position = pipeline::append(
+            tx,
+            ctx,
+            vec![pipeline::stream_append(stream, &loaded, &events)],
+        )
+        .await?;
+        Ok(Reply {
+            status: StatusCode::CREATED,
+            body: body(json!({
+                "id": self.id,
+                "status": "pending",
+                "package_id": self.package_id,
+                "price": terms.price,
+                "currency": terms.currency,
+                "points": terms.points,
+            })),
+            position,
+        })
+    }
+}
+
+pub async fn start_purchase(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    input: Json<NewPurchase>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Customer)?;
+    let idempotency = IdempotencyKey::from_request(&req, caller.0.sub.to_string(), &input.raw)?;
+    let ctx = Context::for_caller(&req, "StartPurchase", &caller, Role::Customer);
+    let command = StartPurchase {
+        id: PurchaseId(Uuid::new_v4()),
+        caller,
+        package_id: input.value.package_id,
+    };
+    pipeline::run(&state, ctx, idempotency, &command).await
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentStatus {
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PaymentEvent {
+    purchase_id: String,
+    status: PaymentStatus,
+    payment_ref: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+struct SettlePurchase {
+    id: PurchaseId,
+    event: PaymentEvent,
+}
+
+impl Command for SettlePurchase {
+    async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
+        let stream = self.id.stream();
+        pipeline::lock(tx, &[&stream]).await?;
+        let purchase = pipeline::load::<Purchase>(tx, &stream).await?;
+        let command = match self.event.status {
+            PaymentStatus::Succeeded => PurchaseCommand::MarkPaid {
+                payment_ref: self.event.payment_ref.clone(),
+            },
+            PaymentStatus::Failed => PurchaseCommand::MarkFailed {
+                reason: self
+                    .event
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "payment failed".into()),
+            },
+        };
+        let events = purchase.state.decide(command)?;
+        let mut appends = vec![pipeline::stream_append(stream, &purchase, &events)];
+        if !events.is_empty() && self.event.status == PaymentStatus::Succeeded {
+            let user = purchase
+                .state
+                .user_id
+                .ok_or_else(|| ApiError::NotFound("no such purchase".into()))?;
+            let account_stream = user.stream();
+            pipeline::lock(tx, &[&account_stream]).await?;
+            let account = pipeline::load::<Account>(tx, &account_stream).await?;
+            let credit = account.state.decide(AccountCommand::Credit {
+                // The lot is named after the purchase: one purchase, one lot.
+                lot_id: LotId(self.id.0),
+                points: purchase.state.points,
+                source: CreditSource::Purchase {
+                    purchase_id: self.id,
+                },
+                expires_at: purchase
+                    .state
+                    .points_valid_days
+                    .map(|d| ctx.now + Duration::days(d.into())),
+            })?;
+            appends.push(pipeline::stream_append(account_stream, &account, &credit));
+        }
+        let mut after = purchase.state.clone();
+        events.iter().for_each(|e| after.apply(e));
+        let position = if events.is_empty() {
+            // A repeated delivery: nothing to append; point at what the first one wrote.
+            purchase.last.unwrap_or_default()
+        } else {
+            pipeline::append(tx, ctx, appends).await?
+        };
+        Ok(Reply {
+            status: StatusCode::OK,
+            body: body(json!({ "id": self.id, "status": after.status })),
+            position,
+        })
+    }
+}
+
+/// Checks `Tally-Signature: t=<unix>,v1=<hex hmac-sha256(secret, "<t>.<body>")>`.
+pub fn verify_signature(
+    header: Option<&str>,
+    secret: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<(), ApiError> {
+    let header = header.ok_or(ApiError::InvalidSignature(
+        "the Tally-Signature header is missing",
+    ))?;
+    let malformed = ApiError::InvalidSignature("the Tally-Signature header is malformed");
+    let (mut t, mut v1) = (None, Vec::new());
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", v)) => t = v.parse::<i64>().ok(),
+            Some(("v1", v)) => v1.push(v),
+            _ => {}
+        }
+    }
+    let t = t.ok_or(malformed)?;
+    if (now - t).abs() > SIGNATURE_TOLERANCE_SECS {
+        return Err(ApiError::InvalidSignature(
+            "the signature timestamp is outside the tolerance",
+        ));
+    }
+    let matches = v1
+        .iter()
+        .filter_map(|sig| hex::decode(sig).ok())
+        .any(|sig| {
+            let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+                return false;
+            };
+            mac.update(t.to_string().as_bytes());
+            mac.update(b".");
+            mac.update(body);
+            mac.verify_slice(&sig).is_ok()
+        });
+    if matches {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidSignature("the signature does not match"))
+    }
+}
+
+pub async fn payment_webhook(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    raw: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let header = req
+        .headers()
+        .get("tally-signature")
+        .and_then(|v| v.to_str().ok());
+    verify_signature(
+        header,
+        &state.webhook_secret.0,
+        &raw,
+        chrono::Utc::now().timestamp(),
+    )?;
+    let event: PaymentEvent = parse_json(&raw)?;
+    if event.payment_ref.trim().is_empty() || event.payment_ref.len() > 200 {
+        return Err(ApiError::Validation(
+            "payment_ref must be 1 to 200 characters".into(),
+        ));
+    }
+    let id = PurchaseId::parse(&event.purchase_id)
+        .ok_or_else(|| ApiError::NotFound("no such purchase".into()))?;
+    let idempotency = IdempotencyKey::from_request(&req, "payment-provider".into(), &raw)?;
+    let mut ctx = Context::new(&req, "SettlePurchase", None, "payment_provider");
+    ctx.actor = Actor::system("payment_provider");
+    pipeline::run(&state, ctx, idempotency, &SettlePurchase { id, event }).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sign(secret: &str, t: i64, body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+        mac.update(format!("{t}.").as_bytes());
+        mac.update(body);
+        format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn a_correct_recent_signature_is_accepted_and_anything_else_is_not() {
+        let body = br#"{"purchase_id":"x"}"#;
+        let now = 1_700_000_000;
+        assert!(verify_signature(Some(&sign("s", now, body)), "s", body, now).is_ok());
+        assert!(verify_signature(Some(&sign("s", now - 301, body)), "s", body, now).is_err());
+        assert!(verify_signature(Some(&sign("other", now, body)), "s", body, now).is_err());
+        assert!(verify_signature(Some(&sign("s", now, body)), "s", b"{}", now).is_err());
+        assert!(verify_signature(Some("t=abc,v1=zz"), "s", body, now).is_err());
+        assert!(verify_signature(None, "s", body, now).is_err());
+    }
+}

@@ -1,0 +1,213 @@
+//! Redemptions: placing one reserves stock and debits points in one transaction across
+//! the product, account and redemption streams; cancelling releases and refunds;
+//! fulfilling ships. Streams are locked before they are loaded, so a hot product
+//! serializes its redemptions instead of failing them with conflicts.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use domain::account::{Account, AccountCommand};
+use domain::product::{Product, ProductCommand};
+use domain::redemption::{Redemption, RedemptionCommand};
+use domain::{is_valid_amount, Aggregate, Decide, ProductId, RedemptionId, Role, UserId};
+use serde::Deserialize;
+use serde_json::json;
+use tokio_postgres::Transaction;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::extract::{path_id, Caller, Json};
+use crate::pipeline::{self, body, Command, Context, IdempotencyKey, Reply};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRedemption {
+    product_id: ProductId,
+    quantity: i64,
+}
+
+struct PlaceRedemption {
+    id: RedemptionId,
+    user: UserId,
+    product_id: ProductId,
+    quantity: i64,
+}
+
+impl Command for PlaceRedemption {
+    async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
+        let (account_stream, product_stream) = (self.user.stream(), self.product_id.stream());
+        pipeline::lock(tx, &[&account_stream, &product_stream]).await?;
+        let product = pipeline::load::<Product>(tx, &product_stream).await?;
+        let cost = product
+            .state
+            .point_cost()
+            .ok_or_else(|| ApiError::NotFound("no such product".into()))?;
+        let points = cost
+            .checked_mul(self.quantity)
+            .filter(|p| is_valid_amount(*p))
+            .ok_or_else(|| ApiError::Validation("quantity is too large".into()))?;
+        let reserved = product.state.decide(ProductCommand::Reserve {
+            redemption_id: self.id,
+            quantity: self.quantity,
+        })?;
+        let account = pipeline::load::<Account>(tx, &account_stream).await?;
+        let debited = account.state.decide(AccountCommand::Debit {
+            redemption_id: self.id,
+            points,
+            now: ctx.now,
+        })?;
+        let redemption_stream = self.id.stream();
+        let redemption = pipeline::load::<Redemption>(tx, &redemption_stream).await?;
+        let placed = redemption.state.decide(RedemptionCommand::Place {
+            redemption_id: self.id,
+            user_id: self.user,
+            product_id: self.product_id,
+            quantity: self.quantity,
+            points,
+        })?;
+        let mut after = account.state.clone();
+        debited.iter().for_each(|e| after.apply(e));
+        let position = pipeline::append(
+            tx,
+            ctx,
+            vec![
+                pipeline::stream_append(account_stream, &account, &debited),
+                pipeline::stream_append(product_stream, &product, &reserved),
+                pipeline::stream_append(redemption_stream, &redemption, &placed),
+            ],
+        )
+        .await?;
+        Ok(Reply {
+            status: StatusCode::CREATED,
+            body: body(json!({
+                "id": self.id,
+                "status": "placed",
+                "product_id": self.product_id,
+                "quantity": self.quantity,
+                "points": points,
+                "balance_after": after.balance(),
+            })),
+            position,
+        })
+    }
+}
+
+pub async fn place(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    input: Json<NewRedemption>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Customer)?;
+    if !is_valid_amount(input.value.quantity) || input.value.quantity > 10_000 {
+        return Err(ApiError::Validation("quantity must be 1 to 10000".into()));
+    }
+    let idempotency = IdempotencyKey::from_request(&req, caller.0.sub.to_string(), &input.raw)?;
+    let ctx = Context::for_caller(&req, "PlaceRedemption", &caller, Role::Customer);
+    let command = PlaceRedemption {
+        id: RedemptionId(Uuid::new_v4()),
+        user: caller.user_id(),
+        product_id: input.value.product_id,
+        quantity: input.value.quantity,
+    };
+    pipeline::run(&state, ctx, idempotency, &command).await
+}
+
+/// Cancel or fulfil: settle the redemption, then the stock (and, for a cancel, the points).
+struct Settle {
+    id: RedemptionId,
+    command: RedemptionCommand,
+}
+
+impl Command for Settle {
+    async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
+        let stream = self.id.stream();
+        pipeline::lock(tx, &[&stream]).await?;
+        let redemption = pipeline::load::<Redemption>(tx, &stream).await?;
+        let settled = redemption.state.decide(self.command.clone())?;
+        let (Some(user), Some(product_id)) =
+            (redemption.state.user_id, redemption.state.product_id)
+        else {
+            return Err(ApiError::NotFound("no such redemption".into()));
+        };
+        let product_stream = product_id.stream();
+        let mut appends = vec![pipeline::stream_append(stream, &redemption, &settled)];
+        let cancelling = matches!(self.command, RedemptionCommand::Cancel { .. });
+        if cancelling {
+            let account_stream = user.stream();
+            pipeline::lock(tx, &[&account_stream, &product_stream]).await?;
+            let account = pipeline::load::<Account>(tx, &account_stream).await?;
+            let refunded = account.state.decide(AccountCommand::Refund {
+                redemption_id: self.id,
+            })?;
+            appends.push(pipeline::stream_append(account_stream, &account, &refunded));
+        } else {
+            pipeline::lock(tx, &[&product_stream]).await?;
+        }
+        let product = pipeline::load::<Product>(tx, &product_stream).await?;
+        let stock = product.state.decide(if cancelling {
+            ProductCommand::Release {
+                redemption_id: self.id,
+            }
+        } else {
+            ProductCommand::Ship {
+                redemption_id: self.id,
+            }
+        })?;
+        appends.push(pipeline::stream_append(product_stream, &product, &stock));
+        let position = pipeline::append(tx, ctx, appends).await?;
+        let status = if cancelling { "cancelled" } else { "fulfilled" };
+        Ok(Reply {
+            status: StatusCode::OK,
+            body: body(json!({ "id": self.id, "status": status })),
+            position,
+        })
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cancellation {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub async fn cancel(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    input: Json<Cancellation>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path, RedemptionId::parse, "redemption")?;
+    if input.value.reason.as_ref().is_some_and(|r| r.len() > 500) {
+        return Err(ApiError::Validation(
+            "reason must be at most 500 characters".into(),
+        ));
+    }
+    let idempotency = IdempotencyKey::from_request(&req, caller.0.sub.to_string(), &input.raw)?;
+    let ctx = Context::for_caller(&req, "CancelRedemption", &caller, Role::Admin);
+    let command = RedemptionCommand::Cancel {
+        by: caller.user_id(),
+        by_admin: caller.is(Role::Admin),
+        reason: input.value.reason,
+    };
+    pipeline::run(&state, ctx, idempotency, &Settle { id, command }).await
+}
+
+pub async fn fulfil(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    raw: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Admin)?;
+    let id = path_id(&path, RedemptionId::parse, "redemption")?;
+    let idempotency = IdempotencyKey::from_request(&req, caller.0.sub.to_string(), &raw)?;
+    let ctx = Context::for_caller(&req, "FulfilRedemption", &caller, Role::Admin);
+    let command = RedemptionCommand::Fulfil {
+        by: caller.user_id(),
+    };
+    pipeline::run(&state, ctx, idempotency, &Settle { id, command }).await
+}

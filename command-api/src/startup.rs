@@ -1,0 +1,118 @@
+//! Building the application: the one path production and tests share.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context as _;
+use chrono::Duration;
+use domain::infra::config::Settings;
+use domain::infra::db;
+use domain::infra::token::TokenKeys;
+use domain::{Role, UserId};
+use uuid::Uuid;
+
+use crate::extract::MAX_BODY_BYTES;
+use crate::pipeline::Context;
+use crate::routes::{self, auth};
+use crate::state::{AppState, WebhookSecret};
+
+/// A bound, not yet running, command API.
+pub struct Application {
+    port: u16,
+    server: Server,
+    pub state: AppState,
+}
+
+impl Application {
+    /// Checks the schema, creates the first admin if configured, and binds.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let pool = db::pool(&settings.database_url, settings.db_pool_size)?;
+        db::ensure_migrated(&pool).await?;
+        let state = AppState {
+            pool,
+            keys: TokenKeys::new(&settings.jwt_secret, Duration::hours(12)),
+            webhook_secret: WebhookSecret(settings.payment_webhook_secret.clone()),
+        };
+        if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
+            bootstrap_admin(&state, email, password).await?;
+        }
+        let listener = TcpListener::bind(&settings.command_addr)
+            .with_context(|| format!("binding the command API to {}", settings.command_addr))?;
+        let port = listener.local_addr()?.port();
+        let data = web::Data::new(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+                .configure(routes::configure)
+                .wrap_fn(crate::request_id::middleware)
+        })
+        .listen(listener)?
+        .shutdown_timeout(30)
+        .run();
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
+    }
+
+    /// Stops accepting and drains in-flight requests (tests and embedding).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM, letting in-flight requests finish.
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Creates the first admin from `TALLY_ADMIN_EMAIL` / `TALLY_ADMIN_PASSWORD` if absent.
+async fn bootstrap_admin(state: &AppState, email: &str, password: &str) -> anyhow::Result<()> {
+    let client = state.pool.get().await?;
+    let exists = client
+        .query_opt(
+            "SELECT 1 FROM users WHERE lower(email) = lower($1)",
+            &[&email],
+        )
+        .await?
+        .is_some();
+    drop(client);
+    if exists {
+        return Ok(());
+    }
+    let user_id = UserId(Uuid::new_v4());
+    let user = auth::CreateUser {
+        user_id,
+        email: email.to_owned(),
+        name: "Administrator".into(),
+        password_hash: auth::hash_password(password.to_owned())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        roles: vec![Role::Admin],
+    };
+    let ctx = Context {
+        request_id: format!("bootstrap-{}", Uuid::new_v4()),
+        actor: domain::infra::store::Actor::system("system"),
+        command: "BootstrapAdmin",
+        now: chrono::Utc::now(),
+    };
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    match auth::insert_user(&tx, &ctx, &user).await {
+        Ok(_) => {
+            tx.commit().await?;
+            tracing::info!(user_id = %user_id, "created the first admin");
+        }
+        // Another instance created it first.
+        Err(crate::error::ApiError::AlreadyExists(_)) => {}
+        Err(e) => anyhow::bail!("creating the first admin: {e}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,622 @@
+//! The account: a user's points ledger, kept as lots.
+//!
+//! Each credit is a lot with an optional expiry. A debit takes from the lot that
+//! expires soonest (never-expiring lots last) and records its allocations; a refund
+//! returns the points to the same lots. Lots past their expiry are expired (with a
+//! `PointsExpired` event) by the next decision that sees them, so the spendable
+//! balance never includes expired points. The balance never goes negative.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{is_valid_amount, LotId, PurchaseId, RedemptionId, Role, UserId};
+use crate::{Aggregate, Decide, DomainEvent};
+
+/// Where a lot's points came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CreditSource {
+    Purchase { purchase_id: PurchaseId },
+}
+
+/// Points taken from (or returned to) one lot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allocation {
+    pub lot_id: LotId,
+    pub points: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum AccountEvent {
+    AccountOpened {
+        user_id: UserId,
+    },
+    PointsCredited {
+        user_id: UserId,
+        lot_id: LotId,
+        points: i64,
+        source: CreditSource,
+        expires_at: Option<DateTime<Utc>>,
+    },
+    PointsDebited {
+        user_id: UserId,
+        redemption_id: RedemptionId,
+        points: i64,
+        allocations: Vec<Allocation>,
+    },
+    PointsRefunded {
+        user_id: UserId,
+        redemption_id: RedemptionId,
+        points: i64,
+        allocations: Vec<Allocation>,
+    },
+    /// A manual correction by an admin. A positive delta opens a new never-expiring lot;
+    /// a negative one takes from lots like a debit.
+    PointsAdjusted {
+        user_id: UserId,
+        delta: i64,
+        reason: String,
+        reference: Option<String>,
+        by: UserId,
+        allocations: Vec<Allocation>,
+    },
+    PointsExpired {
+        user_id: UserId,
+        lot_id: LotId,
+        points: i64,
+    },
+    RoleGranted {
+        user_id: UserId,
+        role: Role,
+        by: UserId,
+    },
+}
+
+impl DomainEvent for AccountEvent {}
+
+impl AccountEvent {
+    /// The change this event makes to the balance.
+    pub fn delta(&self) -> i64 {
+        match self {
+            AccountEvent::PointsCredited { points, .. }
+            | AccountEvent::PointsRefunded { points, .. } => *points,
+            AccountEvent::PointsDebited { points, .. }
+            | AccountEvent::PointsExpired { points, .. } => -points,
+            AccountEvent::PointsAdjusted { delta, .. } => *delta,
+            AccountEvent::AccountOpened { .. } | AccountEvent::RoleGranted { .. } => 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lot {
+    pub id: LotId,
+    pub remaining: i64,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Account {
+    pub user_id: Option<UserId>,
+    /// In credit order.
+    pub lots: Vec<Lot>,
+    debits: HashMap<RedemptionId, (Vec<Allocation>, bool)>,
+}
+
+impl Account {
+    /// Every point not yet debited or expired by an event.
+    pub fn balance(&self) -> i64 {
+        self.lots.iter().map(|l| l.remaining).sum()
+    }
+
+    /// The points that can be spent at `now`: lots past expiry are excluded.
+    pub fn available(&self, now: DateTime<Utc>) -> i64 {
+        self.lots
+            .iter()
+            .filter(|l| !is_expired(l, now))
+            .map(|l| l.remaining)
+            .sum()
+    }
+
+    fn lot_mut(&mut self, id: LotId) -> Option<&mut Lot> {
+        self.lots.iter_mut().find(|l| l.id == id)
+    }
+
+    /// Soonest-expiring first, never-expiring last, older lots first among equals.
+    fn allocate(&self, points: i64, now: DateTime<Utc>) -> Vec<Allocation> {
+        let mut lots: Vec<&Lot> = self
+            .lots
+            .iter()
+            .filter(|l| l.remaining > 0 && !is_expired(l, now))
+            .collect();
+        lots.sort_by_key(|l| (l.expires_at.is_none(), l.expires_at));
+        let mut left = points;
+        let mut out = Vec::new();
+        for lot in lots {
+            if left == 0 {
+                break;
+            }
+            let take = lot.remaining.min(left);
+            out.push(Allocation {
+                lot_id: lot.id,
+                points: take,
+            });
+            left -= take;
+        }
+        out
+    }
+
+    fn expiries(&self, user_id: UserId, now: DateTime<Utc>) -> Vec<AccountEvent> {
+        self.lots
+            .iter()
+            .filter(|l| l.remaining > 0 && is_expired(l, now))
+            .map(|l| AccountEvent::PointsExpired {
+                user_id,
+                lot_id: l.id,
+                points: l.remaining,
+            })
+            .collect()
+    }
+}
+
+fn is_expired(lot: &Lot, now: DateTime<Utc>) -> bool {
+    lot.expires_at.is_some_and(|t| t <= now)
+}
+
+impl Aggregate for Account {
+    type Event = AccountEvent;
+
+    fn apply(&mut self, event: &AccountEvent) {
+        match event {
+            AccountEvent::AccountOpened { user_id } => self.user_id = Some(*user_id),
+            AccountEvent::PointsCredited {
+                lot_id,
+                points,
+                expires_at,
+                ..
+            } => self.lots.push(Lot {
+                id: *lot_id,
+                remaining: *points,
+                expires_at: *expires_at,
+            }),
+            AccountEvent::PointsDebited {
+                redemption_id,
+                allocations,
+                ..
+            } => {
+                self.take(allocations);
+                self.debits
+                    .insert(*redemption_id, (allocations.clone(), false));
+            }
+            AccountEvent::PointsRefunded {
+                redemption_id,
+                allocations,
+                ..
+            } => {
+                for a in allocations {
+                    if let Some(lot) = self.lot_mut(a.lot_id) {
+                        lot.remaining += a.points;
+                    }
+                }
+                if let Some(d) = self.debits.get_mut(redemption_id) {
+                    d.1 = true;
+                }
+            }
+            AccountEvent::PointsAdjusted {
+                delta, allocations, ..
+            } if *delta > 0 => {
+                for a in allocations {
+                    self.lots.push(Lot {
+                        id: a.lot_id,
+                        remaining: a.points,
+                        expires_at: None,
+                    });
+                }
+            }
+            AccountEvent::PointsAdjusted { allocations, .. } => self.take(allocations),
+            AccountEvent::PointsExpired { lot_id, points, .. } => {
+                if let Some(lot) = self.lot_mut(*lot_id) {
+                    lot.remaining -= points;
+                }
+            }
+            AccountEvent::RoleGranted { .. } => {}
+        }
+    }
+}
+
+impl Account {
+    fn take(&mut self, allocations: &[Allocation]) {
+        for a in allocations {
+            if let Some(lot) = self.lot_mut(a.lot_id) {
+                lot.remaining -= a.points;
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountCommand {
+    Open {
+        user_id: UserId,
+    },
+    Credit {
+        lot_id: LotId,
+        points: i64,
+        source: CreditSource,
+        expires_at: Option<DateTime<Utc>>,
+    },
+    Debit {
+        redemption_id: RedemptionId,
+        points: i64,
+        now: DateTime<Utc>,
+    },
+    Refund {
+        redemption_id: RedemptionId,
+    },
+    Adjust {
+        delta: i64,
+        reason: String,
+        reference: Option<String>,
+        by: UserId,
+        new_lot: LotId,
+        now: DateTime<Utc>,
+    },
+    GrantRole {
+        role: Role,
+        by: UserId,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountError {
+    #[error("the account does not exist")]
+    NotOpened,
+    #[error("the account is already open")]
+    AlreadyOpened,
+    #[error("points must be a positive whole number no larger than 10^12")]
+    InvalidAmount,
+    #[error("{requested} points requested but only {available} available")]
+    InsufficientPoints { requested: i64, available: i64 },
+    #[error("an adjustment needs a reason")]
+    ReasonRequired,
+    #[error("no debit for this redemption")]
+    UnknownRedemption,
+    #[error("this redemption was already debited or refunded")]
+    AlreadySettled,
+}
+
+impl Decide for Account {
+    type Command = AccountCommand;
+    type Error = AccountError;
+
+    fn decide(&self, command: AccountCommand) -> Result<Vec<AccountEvent>, AccountError> {
+        let user_id = match (self.user_id, &command) {
+            (None, AccountCommand::Open { user_id }) => {
+                return Ok(vec![AccountEvent::AccountOpened { user_id: *user_id }])
+            }
+            (Some(_), AccountCommand::Open { .. }) => return Err(AccountError::AlreadyOpened),
+            (None, _) => return Err(AccountError::NotOpened),
+            (Some(id), _) => id,
+        };
+        match command {
+            AccountCommand::Open { .. } => Err(AccountError::AlreadyOpened),
+            AccountCommand::Credit {
+                lot_id,
+                points,
+                source,
+                expires_at,
+            } => {
+                if !is_valid_amount(points) {
+                    return Err(AccountError::InvalidAmount);
+                }
+                Ok(vec![AccountEvent::PointsCredited {
+                    user_id,
+                    lot_id,
+                    points,
+                    source,
+                    expires_at,
+                }])
+            }
+            AccountCommand::Debit {
+                redemption_id,
+                points,
+                now,
+            } => {
+                if !is_valid_amount(points) {
+                    return Err(AccountError::InvalidAmount);
+                }
+                if self.debits.contains_key(&redemption_id) {
+                    return Err(AccountError::AlreadySettled);
+                }
+                let allocations = self.spend(points, now)?;
+                let mut events = self.expiries(user_id, now);
+                events.push(AccountEvent::PointsDebited {
+                    user_id,
+                    redemption_id,
+                    points,
+                    allocations,
+                });
+                Ok(events)
+            }
+            AccountCommand::Refund { redemption_id } => match self.debits.get(&redemption_id) {
+                None => Err(AccountError::UnknownRedemption),
+                Some((_, true)) => Err(AccountError::AlreadySettled),
+                Some((allocations, false)) => Ok(vec![AccountEvent::PointsRefunded {
+                    user_id,
+                    redemption_id,
+                    points: allocations.iter().map(|a| a.points).sum(),
+                    allocations: allocations.clone(),
+                }]),
+            },
+            AccountCommand::Adjust {
+                delta,
+                reason,
+                reference,
+                by,
+                new_lot,
+                now,
+            } => {
+                if reason.trim().is_empty() {
+                    return Err(AccountError::ReasonRequired);
+                }
+                if !is_valid_amount(delta.saturating_abs()) {
+                    return Err(AccountError::InvalidAmount);
+                }
+                let allocations = if delta > 0 {
+                    vec![Allocation {
+                        lot_id: new_lot,
+                        points: delta,
+                    }]
+                } else {
+                    self.spend(-delta, now)?
+                };
+                let mut events = self.expiries(user_id, now);
+                events.push(AccountEvent::PointsAdjusted {
+                    user_id,
+                    delta,
+                    reason,
+                    reference,
+                    by,
+                    allocations,
+                });
+                Ok(events)
+            }
+            AccountCommand::GrantRole { role, by } => {
+                Ok(vec![AccountEvent::RoleGranted { user_id, role, by }])
+            }
+        }
+    }
+}
+
+impl Account {
+    fn spend(&self, points: i64, now: DateTime<Utc>) -> Result<Vec<Allocation>, AccountError> {
+        let available = self.available(now);
+        if points > available {
+            return Err(AccountError::InsufficientPoints {
+                requested: points,
+                available,
+            });
+        }
+        Ok(self.allocate(points, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::testing::given;
+
+    fn user() -> UserId {
+        UserId(Uuid::from_u128(1))
+    }
+    fn lot(n: u128) -> LotId {
+        LotId(Uuid::from_u128(100 + n))
+    }
+    fn rid(n: u128) -> RedemptionId {
+        RedemptionId(Uuid::from_u128(200 + n))
+    }
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .expect("valid date")
+    }
+    fn opened() -> AccountEvent {
+        AccountEvent::AccountOpened { user_id: user() }
+    }
+    fn credited(n: u128, points: i64, expires_at: Option<DateTime<Utc>>) -> AccountEvent {
+        AccountEvent::PointsCredited {
+            user_id: user(),
+            lot_id: lot(n),
+            points,
+            source: CreditSource::Purchase {
+                purchase_id: PurchaseId(Uuid::from_u128(n)),
+            },
+            expires_at,
+        }
+    }
+    fn debit(n: u128, points: i64) -> AccountCommand {
+        AccountCommand::Debit {
+            redemption_id: rid(n),
+            points,
+            now: now(),
+        }
+    }
+
+    #[test]
+    fn a_debit_takes_from_the_soonest_expiring_lot_first() {
+        let soon = now() + Duration::days(10);
+        let later = now() + Duration::days(20);
+        given::<Account>([
+            opened(),
+            credited(1, 50, None),
+            credited(2, 30, Some(later)),
+            credited(3, 20, Some(soon)),
+        ])
+        .when(debit(1, 40))
+        .then([AccountEvent::PointsDebited {
+            user_id: user(),
+            redemption_id: rid(1),
+            points: 40,
+            allocations: vec![
+                Allocation {
+                    lot_id: lot(3),
+                    points: 20,
+                },
+                Allocation {
+                    lot_id: lot(2),
+                    points: 20,
+                },
+            ],
+        }]);
+    }
+
+    #[test]
+    fn redeeming_more_than_the_balance_is_rejected() {
+        given::<Account>([opened(), credited(1, 50, None)])
+            .when(debit(1, 51))
+            .then_err(AccountError::InsufficientPoints {
+                requested: 51,
+                available: 50,
+            });
+    }
+
+    #[test]
+    fn expired_lots_cannot_be_spent_and_are_expired_by_the_next_debit() {
+        let past = now() - Duration::seconds(1);
+        given::<Account>([opened(), credited(1, 50, Some(past)), credited(2, 10, None)])
+            .when(debit(1, 51))
+            .then_err(AccountError::InsufficientPoints {
+                requested: 51,
+                available: 10,
+            });
+        given::<Account>([opened(), credited(1, 50, Some(past)), credited(2, 10, None)])
+            .when(debit(1, 10))
+            .then([
+                AccountEvent::PointsExpired {
+                    user_id: user(),
+                    lot_id: lot(1),
+                    points: 50,
+                },
+                AccountEvent::PointsDebited {
+                    user_id: user(),
+                    redemption_id: rid(1),
+                    points: 10,
+                    allocations: vec![Allocation {
+                        lot_id: lot(2),
+                        points: 10,
+                    }],
+                },
+            ]);
+    }
+
+    #[test]
+    fn a_refund_returns_points_to_the_lots_they_came_from_once() {
+        let debited = AccountEvent::PointsDebited {
+            user_id: user(),
+            redemption_id: rid(1),
+            points: 30,
+            allocations: vec![
+                Allocation {
+                    lot_id: lot(1),
+                    points: 10,
+                },
+                Allocation {
+                    lot_id: lot(2),
+                    points: 20,
+                },
+            ],
+        };
+        let refunded = AccountEvent::PointsRefunded {
+            user_id: user(),
+            redemption_id: rid(1),
+            points: 30,
+            allocations: vec![
+                Allocation {
+                    lot_id: lot(1),
+                    points: 10,
+                },
+                Allocation {
+                    lot_id: lot(2),
+                    points: 20,
+                },
+            ],
+        };
+        given::<Account>([
+            opened(),
+            credited(1, 10, None),
+            credited(2, 20, None),
+            debited.clone(),
+        ])
+        .when(AccountCommand::Refund {
+            redemption_id: rid(1),
+        })
+        .then([refunded.clone()]);
+        given::<Account>([
+            opened(),
+            credited(1, 10, None),
+            credited(2, 20, None),
+            debited,
+            refunded,
+        ])
+        .when(AccountCommand::Refund {
+            redemption_id: rid(1),
+        })
+        .then_err(AccountError::AlreadySettled);
+    }
+
+    #[test]
+    fn an_adjustment_needs_a_reason_and_cannot_overdraw() {
+        let adjust = |delta, reason: &str| AccountCommand::Adjust {
+            delta,
+            reason: reason.into(),
+            reference: None,
+            by: UserId(Uuid::from_u128(9)),
+            new_lot: lot(9),
+            now: now(),
+        };
+        given::<Account>([opened()])
+            .when(adjust(5, " "))
+            .then_err(AccountError::ReasonRequired);
+        given::<Account>([opened(), credited(1, 10, None)])
+            .when(adjust(-11, "fraud"))
+            .then_err(AccountError::InsufficientPoints {
+                requested: 11,
+                available: 10,
+            });
+        given::<Account>([opened()])
+            .when(adjust(5, "goodwill"))
+            .then([AccountEvent::PointsAdjusted {
+                user_id: user(),
+                delta: 5,
+                reason: "goodwill".into(),
+                reference: None,
+                by: UserId(Uuid::from_u128(9)),
+                allocations: vec![Allocation {
+                    lot_id: lot(9),
+                    points: 5,
+                }],
+            }]);
+    }
+
+    #[test]
+    fn zero_negative_and_absurd_amounts_are_rejected() {
+        for points in [0, -5, crate::ids::MAX_AMOUNT + 1] {
+            given::<Account>([opened(), credited(1, 10, None)])
+                .when(debit(1, points))
+                .then_err(AccountError::InvalidAmount);
+        }
+    }
+
+    #[test]
+    fn commands_on_an_unopened_account_are_rejected() {
+        given::<Account>([])
+            .when(debit(1, 1))
+            .then_err(AccountError::NotOpened);
+    }
+}

@@ -1,0 +1,88 @@
+//! Identifiers and small value types, validated once at the edge and trusted after.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+macro_rules! id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            pub fn parse(s: &str) -> Option<Self> {
+                Uuid::parse_str(s).ok().map(Self)
+            }
+
+            /// The id of the stream that holds this entity's events.
+            pub fn stream(&self) -> String {
+                format!(concat!($prefix, "-{}"), self.0)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id!(
+    /// A user; their account stream is `account-{id}`.
+    UserId, "account"
+);
+id!(ProductId, "product");
+id!(CategoryId, "category");
+id!(PackageId, "package");
+id!(PurchaseId, "purchase");
+id!(RedemptionId, "redemption");
+id!(
+    /// A lot of points within an account (one per credit); not a stream of its own.
+    LotId, "lot"
+);
+
+impl UserId {
+    /// The stream of this user's product interactions.
+    pub fn interactions_stream(&self) -> String {
+        format!("interactions-{}", self.0)
+    }
+}
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Customer,
+    Admin,
+    Auditor,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "customer" => Some(Role::Customer),
+            "admin" => Some(Role::Admin),
+            "auditor" => Some(Role::Auditor),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Admin => "admin",
+            Role::Auditor => "auditor",
+        }
+    }
+}
+
+/// The largest points amount or quantity one command may carry. Far beyond any real
+/// use, small enough that sums over thousands of events never overflow an i64.
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
+
+/// A positive amount (points or units) no larger than [`MAX_AMOUNT`].
+pub fn is_valid_amount(n: i64) -> bool {
+    (1..=MAX_AMOUNT).contains(&n)
+}

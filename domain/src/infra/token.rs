@@ -1,0 +1,116 @@
+//! Bearer tokens: HS256 JWTs carrying the user id and roles, issued by the command API
+//! and verified by both APIs with the shared `TALLY_JWT_SECRET`.
+
+use chrono::{DateTime, Duration, Utc};
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::Role;
+
+/// What a verified token says about its bearer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: Uuid,
+    pub roles: Vec<Role>,
+    pub exp: i64,
+    pub iat: i64,
+}
+
+impl Claims {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid")]
+    Invalid,
+}
+
+/// Signs and verifies tokens with one secret.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    pub ttl: Duration,
+}
+
+impl std::fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenKeys")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenKeys {
+    pub fn new(secret: &str, ttl: Duration) -> Self {
+        TokenKeys {
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            ttl,
+        }
+    }
+
+    /// A token for `user` valid from `now` for the configured lifetime.
+    pub fn issue(
+        &self,
+        user: Uuid,
+        roles: Vec<Role>,
+        now: DateTime<Utc>,
+    ) -> (String, DateTime<Utc>) {
+        let expires_at = now + self.ttl;
+        let claims = Claims {
+            sub: user,
+            roles,
+            exp: expires_at.timestamp(),
+            iat: now.timestamp(),
+        };
+        // HS256 signing of a serializable struct cannot fail.
+        let token =
+            encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).unwrap_or_default();
+        (token, expires_at)
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        decode::<Claims>(token, &self.decoding, &validation)
+            .map(|d| d.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_verifies_with_its_secret_and_not_another() {
+        let keys = TokenKeys::new("s1", Duration::hours(1));
+        let user = Uuid::new_v4();
+        let (t, _) = keys.issue(user, vec![Role::Customer], Utc::now());
+        assert_eq!(keys.verify(&t).map(|c| c.sub), Ok(user));
+        let other = TokenKeys::new("s2", Duration::hours(1));
+        assert_eq!(other.verify(&t), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn an_expired_token_is_rejected_as_expired() {
+        let keys = TokenKeys::new("s1", Duration::seconds(10));
+        let (t, _) = keys.issue(
+            Uuid::new_v4(),
+            vec![Role::Admin],
+            Utc::now() - Duration::hours(1),
+        );
+        assert_eq!(keys.verify(&t), Err(TokenError::Expired));
+    }
+}

@@ -1,0 +1,58 @@
+//! A user's product interactions (views and clicks), the raw input of affinity and
+//! popularity for recommendations. Always accepted; nothing to decide but validity.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ProductId, UserId};
+use crate::{Aggregate, Decide, DomainEvent};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InteractionKind {
+    View,
+    Click,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum InteractionEvent {
+    InteractionRecorded {
+        user_id: UserId,
+        product_id: ProductId,
+        kind: InteractionKind,
+    },
+}
+
+impl DomainEvent for InteractionEvent {}
+
+#[derive(Debug, Clone, Default)]
+pub struct Interactions;
+
+impl Aggregate for Interactions {
+    type Event = InteractionEvent;
+
+    fn apply(&mut self, _event: &InteractionEvent) {}
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordInteraction {
+    pub user_id: UserId,
+    pub product_id: ProductId,
+    pub kind: InteractionKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InteractionError {}
+
+impl Decide for Interactions {
+    type Command = RecordInteraction;
+    type Error = InteractionError;
+
+    fn decide(&self, c: RecordInteraction) -> Result<Vec<InteractionEvent>, InteractionError> {
+        Ok(vec![InteractionEvent::InteractionRecorded {
+            user_id: c.user_id,
+            product_id: c.product_id,
+            kind: c.kind,
+        }])
+    }
+}

@@ -1,0 +1,216 @@
+//! Credit packages: what a customer can buy, for how much money, for how many points.
+//! A retired package cannot be bought.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{is_valid_amount, PackageId};
+use crate::{Aggregate, Decide, DomainEvent};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageTerms {
+    pub name: String,
+    pub description: String,
+    pub price: Decimal,
+    pub currency: String,
+    pub points: i64,
+    pub points_valid_days: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum PackageEvent {
+    PackageCreated {
+        package_id: PackageId,
+        #[serde(flatten)]
+        terms: PackageTerms,
+    },
+    PackageRevised {
+        package_id: PackageId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+    },
+    PackageRetired {
+        package_id: PackageId,
+    },
+}
+
+impl DomainEvent for PackageEvent {}
+
+#[derive(Debug, Clone, Default)]
+pub struct Package {
+    pub id: Option<PackageId>,
+    pub terms: Option<PackageTerms>,
+    pub retired: bool,
+}
+
+impl Aggregate for Package {
+    type Event = PackageEvent;
+
+    fn apply(&mut self, event: &PackageEvent) {
+        match event {
+            PackageEvent::PackageCreated { package_id, terms } => {
+                self.id = Some(*package_id);
+                self.terms = Some(terms.clone());
+            }
+            PackageEvent::PackageRevised {
+                name, description, ..
+            } => {
+                if let Some(t) = self.terms.as_mut() {
+                    if let Some(n) = name {
+                        t.name = n.clone();
+                    }
+                    if let Some(d) = description {
+                        t.description = d.clone();
+                    }
+                }
+            }
+            PackageEvent::PackageRetired { .. } => self.retired = true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PackageCommand {
+    Create {
+        package_id: PackageId,
+        terms: PackageTerms,
+    },
+    Revise {
+        name: Option<String>,
+        description: Option<String>,
+    },
+    Retire,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PackageError {
+    #[error("the package does not exist")]
+    NotFound,
+    #[error("the package already exists")]
+    AlreadyExists,
+    #[error("the package is retired")]
+    Retired,
+    #[error("{0}")]
+    Invalid(&'static str),
+}
+
+/// Checks a package's terms: a name, a positive price in a 3-letter ISO currency code,
+/// positive points, and a positive validity when one is given.
+pub fn validate_terms(t: &PackageTerms) -> Result<(), PackageError> {
+    if t.name.trim().is_empty() || t.name.len() > 200 {
+        return Err(PackageError::Invalid("name must be 1 to 200 characters"));
+    }
+    if t.price <= Decimal::ZERO || t.price > Decimal::from(1_000_000_000) || t.price.scale() > 4 {
+        return Err(PackageError::Invalid("price must be a positive amount"));
+    }
+    if t.currency.len() != 3 || !t.currency.chars().all(|c| c.is_ascii_uppercase()) {
+        return Err(PackageError::Invalid(
+            "currency must be an ISO 4217 code such as EUR",
+        ));
+    }
+    if !is_valid_amount(t.points) {
+        return Err(PackageError::Invalid(
+            "points must be a positive whole number",
+        ));
+    }
+    if t.points_valid_days.is_some_and(|d| d == 0 || d > 36_500) {
+        return Err(PackageError::Invalid(
+            "points_valid_days must be 1 to 36500",
+        ));
+    }
+    Ok(())
+}
+
+impl Package {
+    /// The terms a customer may buy now.
+    pub fn buyable(&self) -> Result<&PackageTerms, PackageError> {
+        match (&self.terms, self.retired) {
+            (None, _) => Err(PackageError::NotFound),
+            (Some(_), true) => Err(PackageError::Retired),
+            (Some(t), false) => Ok(t),
+        }
+    }
+}
+
+impl Decide for Package {
+    type Command = PackageCommand;
+    type Error = PackageError;
+
+    fn decide(&self, command: PackageCommand) -> Result<Vec<PackageEvent>, PackageError> {
+        match (self.id, command) {
+            (None, PackageCommand::Create { package_id, terms }) => {
+                validate_terms(&terms)?;
+                Ok(vec![PackageEvent::PackageCreated { package_id, terms }])
+            }
+            (Some(_), PackageCommand::Create { .. }) => Err(PackageError::AlreadyExists),
+            (None, _) => Err(PackageError::NotFound),
+            (Some(_), _) if self.retired => Err(PackageError::Retired),
+            (Some(package_id), PackageCommand::Revise { name, description }) => {
+                Ok(vec![PackageEvent::PackageRevised {
+                    package_id,
+                    name,
+                    description,
+                }])
+            }
+            (Some(package_id), PackageCommand::Retire) => {
+                Ok(vec![PackageEvent::PackageRetired { package_id }])
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::testing::given;
+
+    fn terms(price: &str, currency: &str, points: i64) -> PackageTerms {
+        PackageTerms {
+            name: "Starter".into(),
+            description: String::new(),
+            price: price.parse().expect("decimal"),
+            currency: currency.into(),
+            points,
+            points_valid_days: None,
+        }
+    }
+
+    #[test]
+    fn a_package_needs_a_positive_price_an_iso_currency_and_points() {
+        let id = PackageId(Uuid::nil());
+        for bad in [
+            terms("0", "EUR", 10),
+            terms("9.99", "euro", 10),
+            terms("9.99", "EUR", 0),
+        ] {
+            assert!(matches!(
+                Package::default().decide(PackageCommand::Create {
+                    package_id: id,
+                    terms: bad
+                }),
+                Err(PackageError::Invalid(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn a_retired_package_cannot_be_bought_or_retired_again() {
+        let id = PackageId(Uuid::nil());
+        let events = [
+            PackageEvent::PackageCreated {
+                package_id: id,
+                terms: terms("9.99", "EUR", 100),
+            },
+            PackageEvent::PackageRetired { package_id: id },
+        ];
+        assert_eq!(Package::fold(&events).buyable(), Err(PackageError::Retired));
+        given::<Package>(events)
+            .when(PackageCommand::Retire)
+            .then_err(PackageError::Retired);
+    }
+}

@@ -1,0 +1,438 @@
+//! The event store against a real Postgres: optimistic concurrency, multi-stream
+//! atomicity, the late-commit reader, append-only enforcement and the hash chain.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::Utc;
+use deadpool_postgres::Pool;
+use domain::infra::store::{self, Actor, Checkpoint, Metadata, NewEvent, StoreError, StreamAppend};
+use domain::infra::testkit::TestDb;
+use domain::infra::{chain, db};
+use rand::Rng;
+use serde_json::json;
+use uuid::Uuid;
+
+async fn setup() -> (TestDb, Pool) {
+    let test_db = TestDb::new().await.expect("test database");
+    let pool = db::pool(&test_db.url, 40).expect("pool");
+    (test_db, pool)
+}
+
+fn meta() -> Metadata {
+    Metadata {
+        correlation_id: Uuid::new_v4().to_string(),
+        causation_id: Uuid::new_v4().to_string(),
+        actor: Actor::system("test"),
+        command: "Test".into(),
+    }
+}
+
+fn event(n: i64) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::new_v4(),
+        event_type: "Happened".into(),
+        schema_version: 1,
+        data: json!({ "n": n }),
+    }
+}
+
+fn append_to(stream: &str, expected: i64, events: Vec<NewEvent>) -> StreamAppend {
+    StreamAppend {
+        stream_id: stream.into(),
+        expected_version: expected,
+        events,
+    }
+}
+
+/// Appends in its own transaction and commits.
+async fn append(pool: &Pool, appends: &[StreamAppend]) -> Result<Checkpoint, StoreError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let appended = store::append(&*tx, appends, &meta(), Utc::now()).await?;
+    tx.commit().await?;
+    Ok(appended.last)
+}
+
+async fn count_events(pool: &Pool) -> i64 {
+    let c = pool.get().await.expect("client");
+    c.query_one("SELECT count(*) FROM es.events", &[])
+        .await
+        .expect("count")
+        .get(0)
+}
+
+#[tokio::test]
+async fn two_concurrent_appends_at_the_same_version_one_wins_the_other_conflicts() {
+    let (_db, pool) = setup().await;
+    append(&pool, &[append_to("s-1", 0, vec![event(0)])])
+        .await
+        .expect("first");
+    for round in 0..20 {
+        let expected = 1 + 2 * round;
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let tasks: Vec<_> = (0..2)
+            .map(|i| {
+                let (pool, barrier) = (pool.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    append(
+                        &pool,
+                        &[append_to("s-1", expected, vec![event(i), event(i + 10)])],
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let results: Vec<_> = futures::future::join_all(tasks)
+            .await
+            .into_iter()
+            .map(|r| r.expect("task"))
+            .collect();
+        let wins = results.iter().filter(|r| r.is_ok()).count();
+        let conflicts = results
+            .iter()
+            .filter(|r| matches!(r, Err(StoreError::Conflict { .. })))
+            .count();
+        assert_eq!((wins, conflicts), (1, 1), "round {round}: {results:?}");
+        // Exactly the winner's two events, never a mix of both writers.
+        let c = pool.get().await.expect("client");
+        let ns: Vec<i64> = store::read_stream(&**c, "s-1", expected)
+            .await
+            .expect("read")
+            .iter()
+            .map(|e| e.data["n"].as_i64().expect("n"))
+            .collect();
+        assert!(ns == [0, 10] || ns == [1, 11], "round {round}: {ns:?}");
+    }
+    assert_eq!(count_events(&pool).await, 1 + 2 * 20);
+}
+
+#[tokio::test]
+async fn a_multi_stream_append_with_one_wrong_version_writes_nothing() {
+    let (_db, pool) = setup().await;
+    append(
+        &pool,
+        &[
+            append_to("a", 0, vec![event(1)]),
+            append_to("b", 0, vec![event(2)]),
+        ],
+    )
+    .await
+    .expect("seed");
+    let result = append(
+        &pool,
+        &[
+            append_to("a", 1, vec![event(3)]),
+            append_to("b", 0, vec![event(4)]),
+            append_to("c", 0, vec![event(5)]),
+        ],
+    )
+    .await;
+    assert!(
+        matches!(result, Err(StoreError::Conflict { ref stream_id, .. }) if stream_id == "b"),
+        "{result:?}"
+    );
+    let c = pool.get().await.expect("client");
+    assert_eq!(store::read_stream(&**c, "a", 0).await.expect("a").len(), 1);
+    assert_eq!(store::read_stream(&**c, "c", 0).await.expect("c").len(), 0);
+    assert_eq!(count_events(&pool).await, 2);
+}
+
+#[tokio::test]
+async fn a_reader_never_skips_an_event_whose_transaction_commits_late() {
+    let (_db, pool) = setup().await;
+    // Writer A takes a position and holds its transaction open.
+    let mut a_client = pool.get().await.expect("client");
+    let a_tx = a_client.transaction().await.expect("tx");
+    let a_event = event(-1);
+    let a_id = a_event.event_id;
+    store::append(
+        &*a_tx,
+        &[append_to("late", 0, vec![a_event])],
+        &meta(),
+        Utc::now(),
+    )
+    .await
+    .expect("A appends");
+
+    // Writers B..N commit many events with higher positions.
+    for i in 0..50 {
+        append(
+            &pool,
+            &[append_to(
+                &format!("early-{}", i % 5),
+                i / 5,
+                vec![event(i)],
+            )],
+        )
+        .await
+        .expect("append");
+    }
+
+    // The reader reads everything it safely can and checkpoints: a position-only reader
+    // would now stand past A's position and never look back.
+    let reader = pool.get().await.expect("reader");
+    let mut seen = Vec::new();
+    let mut checkpoint = Checkpoint::default();
+    read_available(&**reader, &mut checkpoint, &mut seen).await;
+    assert!(!seen.contains(&a_id), "A is not committed yet");
+
+    a_tx.commit().await.expect("A commits");
+    // Other tests' open transactions in the same cluster can hold the horizon back for
+    // a moment, so read until everything committed has arrived.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while seen.len() < 51 && tokio::time::Instant::now() < deadline {
+        read_available(&**reader, &mut checkpoint, &mut seen).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        seen.contains(&a_id),
+        "the late commit is read after A commits"
+    );
+    assert_eq!(seen.len(), 51);
+    assert_eq!(
+        seen.iter().collect::<HashSet<_>>().len(),
+        51,
+        "each event once"
+    );
+}
+
+async fn read_available(
+    client: &tokio_postgres::Client,
+    checkpoint: &mut Checkpoint,
+    seen: &mut Vec<Uuid>,
+) {
+    loop {
+        let batch = store::read_all(client, *checkpoint, 7).await.expect("read");
+        let Some(last) = batch.last() else { return };
+        *checkpoint = Checkpoint::of(last);
+        seen.extend(batch.into_iter().map(|e| e.event_id));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_with_slow_and_rolled_back_transactions_lose_nothing() {
+    let (_db, pool) = setup().await;
+    let writers = 10;
+    let per_writer = 300;
+    let reader_pool = pool.clone();
+    let stop = stop_flag();
+    let reader = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let client = reader_pool.get().await.expect("reader");
+            let mut checkpoint = Checkpoint::default();
+            let mut seen: Vec<(String, i64, Uuid)> = Vec::new();
+            let mut hist = Vec::new();
+            loop {
+                let done = stop.load(std::sync::atomic::Ordering::SeqCst);
+                let batch = store::read_all(&**client, checkpoint, 100)
+                    .await
+                    .expect("read");
+                for e in &batch {
+                    hist.push((checkpoint, e.tx_id, e.position, e.event_id));
+                }
+                if let Some(last) = batch.last() {
+                    checkpoint = Checkpoint::of(last);
+                }
+                let empty = batch.is_empty();
+                seen.extend(
+                    batch
+                        .into_iter()
+                        .map(|e| (e.stream_id, e.version, e.event_id)),
+                );
+                if done && empty {
+                    return (seen, hist);
+                }
+                if empty {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+        })
+    };
+
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let mut committed = Vec::new();
+                let mut version = 0;
+                let stream = format!("w-{w}");
+                for i in 0..per_writer {
+                    let (hold, rollback, shared) = {
+                        let mut rng = rand::thread_rng();
+                        (
+                            rng.gen_ratio(1, 20),
+                            rng.gen_ratio(1, 10),
+                            rng.gen_ratio(1, 8),
+                        )
+                    };
+                    let mut client = pool.get().await.expect("client");
+                    let tx = client.transaction().await.expect("tx");
+                    let e = event(i);
+                    let id = e.event_id;
+                    let mut appends = vec![append_to(&stream, version, vec![e])];
+                    // Sometimes also touch a stream every writer shares, racing on its version.
+                    let shared_version = if shared {
+                        let v: i64 = tx
+                            .query_opt(
+                                "SELECT version FROM es.streams WHERE stream_id = 'shared'",
+                                &[],
+                            )
+                            .await
+                            .expect("head")
+                            .map_or(0, |r| r.get(0));
+                        appends.push(append_to("shared", v, vec![event(i)]));
+                        Some(appends[1].events[0].event_id)
+                    } else {
+                        None
+                    };
+                    let result = store::append(&*tx, &appends, &meta(), Utc::now()).await;
+                    if hold {
+                        let ms = rand::thread_rng().gen_range(5..60);
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                    }
+                    match result {
+                        Ok(_) if !rollback => {
+                            tx.commit().await.expect("commit");
+                            version += 1;
+                            committed.push(id);
+                            committed.extend(shared_version);
+                        }
+                        Ok(_) | Err(StoreError::Conflict { .. }) => {
+                            tx.rollback().await.expect("rollback")
+                        }
+                        Err(e) => panic!("append failed: {e}"),
+                    }
+                }
+                committed
+            })
+        })
+        .collect();
+    let mut committed = HashSet::new();
+    for t in tasks {
+        committed.extend(t.await.expect("writer"));
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (seen, hist) = reader.await.expect("reader");
+
+    let seen_ids: Vec<Uuid> = seen.iter().map(|(_, _, id)| *id).collect();
+    let unique: HashSet<Uuid> = seen_ids.iter().copied().collect();
+    if unique.len() != seen_ids.len() {
+        let mut counts: HashMap<Uuid, usize> = HashMap::new();
+        for id in &seen_ids {
+            *counts.entry(*id).or_default() += 1;
+        }
+        for (s, v, id) in &seen {
+            if counts[id] > 1 {
+                eprintln!("DUP {s} v{v} {id}");
+            }
+        }
+        for h in &hist {
+            if counts[&h.3] > 1 {
+                eprintln!("HIST {:?}", h);
+            }
+        }
+        let c = pool.get().await.expect("c");
+        for (_, _, id) in &seen {
+            if counts[id] > 1 {
+                let r = c
+                    .query_one(
+                        "select tx_id::text, position from es.events where event_id=$1",
+                        &[id],
+                    )
+                    .await
+                    .expect("q");
+                eprintln!("ROW {} {}", r.get::<_, &str>(0), r.get::<_, i64>(1));
+            }
+        }
+    }
+    assert_eq!(unique.len(), seen_ids.len(), "no event is read twice");
+    assert_eq!(
+        unique, committed,
+        "every committed event is read, and no rolled-back one"
+    );
+    assert!(committed.len() > (writers * per_writer) as usize / 2);
+    let mut last_version: HashMap<&str, i64> = HashMap::new();
+    for (stream, version, _) in &seen {
+        let prev = last_version.insert(stream, *version).unwrap_or(0);
+        assert_eq!(
+            *version,
+            prev + 1,
+            "stream {stream} arrives in version order"
+        );
+    }
+}
+
+fn stop_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false))
+}
+
+#[tokio::test]
+async fn the_events_table_rejects_update_delete_and_truncate() {
+    let (_db, pool) = setup().await;
+    append(&pool, &[append_to("s", 0, vec![event(1)])])
+        .await
+        .expect("seed");
+    let c = pool.get().await.expect("client");
+    for sql in [
+        "UPDATE es.events SET data = '{}'",
+        "DELETE FROM es.events",
+        "TRUNCATE es.events",
+        "TRUNCATE es.events CASCADE",
+    ] {
+        let err = c.batch_execute(sql).await.expect_err(sql);
+        let db_err = err.as_db_error().expect("a database error");
+        assert!(
+            db_err.message().contains("append-only"),
+            "{sql}: {}",
+            db_err.message()
+        );
+    }
+    assert_eq!(count_events(&pool).await, 1);
+}
+
+#[tokio::test]
+async fn verify_is_clean_on_an_honest_store_and_names_a_tampered_event() {
+    let (_db, pool) = setup().await;
+    for v in 0..3 {
+        append(
+            &pool,
+            &[
+                append_to("acct", v, vec![event(v)]),
+                append_to(&format!("other-{v}"), 0, vec![event(v)]),
+            ],
+        )
+        .await
+        .expect("append");
+    }
+    let c = pool.get().await.expect("client");
+    assert_eq!(chain::verify(&**c).await.expect("verify"), vec![]);
+
+    // Superuser, trigger disabled: edit the payload of acct v2.
+    c.batch_execute(
+        "ALTER TABLE es.events DISABLE TRIGGER events_append_only;
+         UPDATE es.events SET data = '{\"n\": 999}' WHERE stream_id = 'acct' AND version = 2;
+         ALTER TABLE es.events ENABLE TRIGGER events_append_only;",
+    )
+    .await
+    .expect("tamper");
+    let findings = chain::verify(&**c).await.expect("verify");
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(
+        (findings[0].stream_id.as_str(), findings[0].version),
+        ("acct", 2)
+    );
+}
+
+#[tokio::test]
+async fn checkpoint_tokens_round_trip() {
+    let cp = Checkpoint {
+        tx_id: 981,
+        position: 42,
+    };
+    assert_eq!(Checkpoint::parse_token(&cp.token()), Some(cp));
+    assert_eq!(Checkpoint::parse_token("42"), None);
+    assert_eq!(Checkpoint::parse_token("a.b"), None);
+}

@@ -1,0 +1,13 @@
+//! `query-api`: reads settings from the environment and serves.
+
+use domain::infra::{config::Settings, telemetry};
+use query_api::Application;
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init();
+    let settings = Settings::from_env()?;
+    let app = Application::build(&settings)?;
+    tracing::info!(addr = %settings.query_addr, "query API listening");
+    Ok(app.run().await?)
+}
