@@ -94,9 +94,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Malformed(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthenticated(_) | ApiError::InvalidSignature(_) => {
-                StatusCode::UNAUTHORIZED
-            }
+            ApiError::Unauthenticated(_) | ApiError::InvalidSignature(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) | ApiError::AlreadyExists(_) => StatusCode::CONFLICT,
@@ -144,9 +142,7 @@ fn anyhow_chain(e: &ApiError) -> String {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            e if e.is_retryable() => {
-                ApiError::Conflict("the resource changed concurrently; retry".into())
-            }
+            e if e.is_retryable() => ApiError::Conflict("the resource changed concurrently; retry".into()),
             StoreError::Pool(_) => ApiError::Unavailable(e.into()),
             other => ApiError::Unexpected(other.into()),
         }
@@ -170,12 +166,10 @@ impl From<AccountError> for ApiError {
         match e {
             AccountError::NotOpened => ApiError::NotFound("no such account".into()),
             AccountError::InsufficientPoints { .. } => ApiError::InsufficientPoints(e.to_string()),
-            AccountError::InvalidAmount | AccountError::ReasonRequired => {
-                ApiError::Validation(e.to_string())
+            AccountError::InvalidAmount | AccountError::ReasonRequired => ApiError::Validation(e.to_string()),
+            AccountError::AlreadyOpened | AccountError::UnknownRedemption | AccountError::AlreadySettled => {
+                ApiError::InvalidState(e.to_string())
             }
-            AccountError::AlreadyOpened
-            | AccountError::UnknownRedemption
-            | AccountError::AlreadySettled => ApiError::InvalidState(e.to_string()),
         }
     }
 }

@@ -33,12 +33,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
-            let raw = bytes
-                .await
-                .map_err(|e| match e.as_error::<PayloadError>() {
-                    Some(PayloadError::Overflow) => ApiError::PayloadTooLarge,
-                    _ => ApiError::Malformed("the request body could not be read".into()),
-                })?;
+            let raw = bytes.await.map_err(|e| match e.as_error::<PayloadError>() {
+                Some(PayloadError::Overflow) => ApiError::PayloadTooLarge,
+                _ => ApiError::Malformed("the request body could not be read".into()),
+            })?;
             let value = parse_json(if raw.is_empty() { b"{}" } else { &raw })?;
             Ok(Json { value, raw })
         })
@@ -47,9 +45,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => {
-            ApiError::Validation(format!("invalid request body: {e}"))
-        }
+        serde_json::error::Category::Data => ApiError::Validation(format!("invalid request body: {e}")),
         _ => ApiError::Malformed(format!("the request body is not valid JSON: {e}")),
     })
 }
@@ -105,13 +101,8 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     let token = header
         .to_str()
         .ok()
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .ok_or(ApiError::Unauthenticated(
-            "the Authorization header must be `Bearer <token>`",
-        ))?;
+        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .ok_or(ApiError::Unauthenticated("the Authorization header must be `Bearer <token>`"))?;
     let claims = state.keys.verify(token.trim()).map_err(|e| match e {
         TokenError::Expired => ApiError::Unauthenticated("the token has expired"),
         TokenError::Invalid => ApiError::Unauthenticated("the token is not valid"),

@@ -42,10 +42,7 @@ impl Context {
             .unwrap_or_else(|| Uuid::new_v4().to_string());
         Context {
             request_id,
-            actor: Actor {
-                user_id: user,
-                role: role.to_owned(),
-            },
+            actor: Actor { user_id: user, role: role.to_owned() },
             command,
             now: Utc::now(),
         }
@@ -57,12 +54,7 @@ impl Context {
         caller: &crate::extract::Caller,
         role: Role,
     ) -> Self {
-        Self::new(
-            req,
-            command,
-            Some(caller.0.sub),
-            caller.acting_role(role).as_str(),
-        )
+        Self::new(req, command, Some(caller.0.sub), caller.acting_role(role).as_str())
     }
 
     pub fn metadata(&self) -> Metadata {
@@ -100,32 +92,20 @@ pub struct IdempotencyKey {
 
 impl IdempotencyKey {
     /// Reads the header; a key is bound to the caller, method, path and exact body.
-    pub fn from_request(
-        req: &HttpRequest,
-        caller: String,
-        body: &[u8],
-    ) -> Result<Option<Self>, ApiError> {
+    pub fn from_request(req: &HttpRequest, caller: String, body: &[u8]) -> Result<Option<Self>, ApiError> {
         let Some(value) = req.headers().get("idempotency-key") else {
             return Ok(None);
         };
-        let key = value
-            .to_str()
-            .ok()
-            .filter(|k| (1..=255).contains(&k.len()))
-            .ok_or_else(|| {
-                ApiError::Validation("Idempotency-Key must be 1 to 255 visible characters".into())
-            })?;
+        let key = value.to_str().ok().filter(|k| (1..=255).contains(&k.len())).ok_or_else(|| {
+            ApiError::Validation("Idempotency-Key must be 1 to 255 visible characters".into())
+        })?;
         let mut h = Sha256::new();
         h.update(req.method().as_str());
         h.update([0]);
         h.update(req.path());
         h.update([0]);
         h.update(body);
-        Ok(Some(IdempotencyKey {
-            caller,
-            key: key.to_owned(),
-            fingerprint: h.finalize().to_vec(),
-        }))
+        Ok(Some(IdempotencyKey { caller, key: key.to_owned(), fingerprint: h.finalize().to_vec() }))
     }
 }
 
@@ -204,18 +184,11 @@ async fn attempt_once(
         }
     }
     let mut reply = command.execute(&tx, ctx).await?;
-    reply
-        .body
-        .insert("position".into(), Value::String(reply.position.token()));
+    reply.body.insert("position".into(), Value::String(reply.position.token()));
     if let Some(key) = idempotency {
         tx.execute(
             "UPDATE es.idempotency SET status = $3, body = $4 WHERE caller = $1 AND key = $2",
-            &[
-                &key.caller,
-                &key.key,
-                &(reply.status.as_u16() as i16),
-                &Value::Object(reply.body.clone()),
-            ],
+            &[&key.caller, &key.key, &(reply.status.as_u16() as i16), &Value::Object(reply.body.clone())],
         )
         .await?;
     }
@@ -271,15 +244,11 @@ impl<A> Loaded<A> {
 }
 
 /// Loads and folds one stream (inside the command's transaction).
-pub async fn load<A: Aggregate>(
-    tx: &Transaction<'_>,
-    stream_id: &str,
-) -> Result<Loaded<A>, ApiError> {
+pub async fn load<A: Aggregate>(tx: &Transaction<'_>, stream_id: &str) -> Result<Loaded<A>, ApiError> {
     let events = store::read_stream(tx, stream_id, 0).await?;
     let mut state = A::default();
     for e in &events {
-        let event =
-            A::Event::decode(&e.event_type, &e.data).map_err(|e| ApiError::Unexpected(e.into()))?;
+        let event = A::Event::decode(&e.event_type, &e.data).map_err(|e| ApiError::Unexpected(e.into()))?;
         state.apply(&event);
     }
     Ok(Loaded {
@@ -325,10 +294,7 @@ pub async fn append(
     ctx: &Context,
     appends: Vec<StreamAppend>,
 ) -> Result<Checkpoint, ApiError> {
-    let appends: Vec<StreamAppend> = appends
-        .into_iter()
-        .filter(|a| !a.events.is_empty())
-        .collect();
+    let appends: Vec<StreamAppend> = appends.into_iter().filter(|a| !a.events.is_empty()).collect();
     let appended = store::append(tx, &appends, &ctx.metadata(), ctx.now).await?;
     Ok(appended.last)
 }

@@ -17,10 +17,7 @@ pub const HEADER: &str = "x-request-id";
 pub struct RequestId(pub String);
 
 fn sane(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Middleware body for `App::wrap_fn`.

@@ -51,11 +51,7 @@ impl Application {
         .listen(listener)?
         .shutdown_timeout(30)
         .run();
-        Ok(Application {
-            port,
-            server,
-            state,
-        })
+        Ok(Application { port, server, state })
     }
 
     /// Stops accepting and drains in-flight requests (tests and embedding).
@@ -76,13 +72,8 @@ impl Application {
 /// Creates the first admin from `TALLY_ADMIN_EMAIL` / `TALLY_ADMIN_PASSWORD` if absent.
 async fn bootstrap_admin(state: &AppState, email: &str, password: &str) -> anyhow::Result<()> {
     let client = state.pool.get().await?;
-    let exists = client
-        .query_opt(
-            "SELECT 1 FROM users WHERE lower(email) = lower($1)",
-            &[&email],
-        )
-        .await?
-        .is_some();
+    let exists =
+        client.query_opt("SELECT 1 FROM users WHERE lower(email) = lower($1)", &[&email]).await?.is_some();
     drop(client);
     if exists {
         return Ok(());
@@ -92,9 +83,7 @@ async fn bootstrap_admin(state: &AppState, email: &str, password: &str) -> anyho
         user_id,
         email: email.to_owned(),
         name: "Administrator".into(),
-        password_hash: auth::hash_password(password.to_owned())
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        password_hash: auth::hash_password(password.to_owned()).await.map_err(|e| anyhow::anyhow!("{e}"))?,
         roles: vec![Role::Admin],
     };
     let ctx = Context {

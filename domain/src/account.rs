@@ -81,10 +81,12 @@ impl AccountEvent {
     /// The change this event makes to the balance.
     pub fn delta(&self) -> i64 {
         match self {
-            AccountEvent::PointsCredited { points, .. }
-            | AccountEvent::PointsRefunded { points, .. } => *points,
-            AccountEvent::PointsDebited { points, .. }
-            | AccountEvent::PointsExpired { points, .. } => -points,
+            AccountEvent::PointsCredited { points, .. } | AccountEvent::PointsRefunded { points, .. } => {
+                *points
+            }
+            AccountEvent::PointsDebited { points, .. } | AccountEvent::PointsExpired { points, .. } => {
+                -points
+            }
             AccountEvent::PointsAdjusted { delta, .. } => *delta,
             AccountEvent::AccountOpened { .. } | AccountEvent::RoleGranted { .. } => 0,
         }
@@ -114,11 +116,7 @@ impl Account {
 
     /// The points that can be spent at `now`: lots past expiry are excluded.
     pub fn available(&self, now: DateTime<Utc>) -> i64 {
-        self.lots
-            .iter()
-            .filter(|l| !is_expired(l, now))
-            .map(|l| l.remaining)
-            .sum()
+        self.lots.iter().filter(|l| !is_expired(l, now)).map(|l| l.remaining).sum()
     }
 
     fn lot_mut(&mut self, id: LotId) -> Option<&mut Lot> {
@@ -127,11 +125,8 @@ impl Account {
 
     /// Soonest-expiring first, never-expiring last, older lots first among equals.
     fn allocate(&self, points: i64, now: DateTime<Utc>) -> Vec<Allocation> {
-        let mut lots: Vec<&Lot> = self
-            .lots
-            .iter()
-            .filter(|l| l.remaining > 0 && !is_expired(l, now))
-            .collect();
+        let mut lots: Vec<&Lot> =
+            self.lots.iter().filter(|l| l.remaining > 0 && !is_expired(l, now)).collect();
         lots.sort_by_key(|l| (l.expires_at.is_none(), l.expires_at));
         let mut left = points;
         let mut out = Vec::new();
@@ -140,10 +135,7 @@ impl Account {
                 break;
             }
             let take = lot.remaining.min(left);
-            out.push(Allocation {
-                lot_id: lot.id,
-                points: take,
-            });
+            out.push(Allocation { lot_id: lot.id, points: take });
             left -= take;
         }
         out
@@ -153,11 +145,7 @@ impl Account {
         self.lots
             .iter()
             .filter(|l| l.remaining > 0 && is_expired(l, now))
-            .map(|l| AccountEvent::PointsExpired {
-                user_id,
-                lot_id: l.id,
-                points: l.remaining,
-            })
+            .map(|l| AccountEvent::PointsExpired { user_id, lot_id: l.id, points: l.remaining })
             .collect()
     }
 }
@@ -172,30 +160,14 @@ impl Aggregate for Account {
     fn apply(&mut self, event: &AccountEvent) {
         match event {
             AccountEvent::AccountOpened { user_id } => self.user_id = Some(*user_id),
-            AccountEvent::PointsCredited {
-                lot_id,
-                points,
-                expires_at,
-                ..
-            } => self.lots.push(Lot {
-                id: *lot_id,
-                remaining: *points,
-                expires_at: *expires_at,
-            }),
-            AccountEvent::PointsDebited {
-                redemption_id,
-                allocations,
-                ..
-            } => {
-                self.take(allocations);
-                self.debits
-                    .insert(*redemption_id, (allocations.clone(), false));
+            AccountEvent::PointsCredited { lot_id, points, expires_at, .. } => {
+                self.lots.push(Lot { id: *lot_id, remaining: *points, expires_at: *expires_at })
             }
-            AccountEvent::PointsRefunded {
-                redemption_id,
-                allocations,
-                ..
-            } => {
+            AccountEvent::PointsDebited { redemption_id, allocations, .. } => {
+                self.take(allocations);
+                self.debits.insert(*redemption_id, (allocations.clone(), false));
+            }
+            AccountEvent::PointsRefunded { redemption_id, allocations, .. } => {
                 for a in allocations {
                     if let Some(lot) = self.lot_mut(a.lot_id) {
                         lot.remaining += a.points;
@@ -205,15 +177,9 @@ impl Aggregate for Account {
                     d.1 = true;
                 }
             }
-            AccountEvent::PointsAdjusted {
-                delta, allocations, ..
-            } if *delta > 0 => {
+            AccountEvent::PointsAdjusted { delta, allocations, .. } if *delta > 0 => {
                 for a in allocations {
-                    self.lots.push(Lot {
-                        id: a.lot_id,
-                        remaining: a.points,
-                        expires_at: None,
-                    });
+                    self.lots.push(Lot { id: a.lot_id, remaining: a.points, expires_at: None });
                 }
             }
             AccountEvent::PointsAdjusted { allocations, .. } => self.take(allocations),
@@ -303,28 +269,13 @@ impl Decide for Account {
         };
         match command {
             AccountCommand::Open { .. } => Err(AccountError::AlreadyOpened),
-            AccountCommand::Credit {
-                lot_id,
-                points,
-                source,
-                expires_at,
-            } => {
+            AccountCommand::Credit { lot_id, points, source, expires_at } => {
                 if !is_valid_amount(points) {
                     return Err(AccountError::InvalidAmount);
                 }
-                Ok(vec![AccountEvent::PointsCredited {
-                    user_id,
-                    lot_id,
-                    points,
-                    source,
-                    expires_at,
-                }])
+                Ok(vec![AccountEvent::PointsCredited { user_id, lot_id, points, source, expires_at }])
             }
-            AccountCommand::Debit {
-                redemption_id,
-                points,
-                now,
-            } => {
+            AccountCommand::Debit { redemption_id, points, now } => {
                 if !is_valid_amount(points) {
                     return Err(AccountError::InvalidAmount);
                 }
@@ -333,12 +284,7 @@ impl Decide for Account {
                 }
                 let allocations = self.spend(points, now)?;
                 let mut events = self.expiries(user_id, now);
-                events.push(AccountEvent::PointsDebited {
-                    user_id,
-                    redemption_id,
-                    points,
-                    allocations,
-                });
+                events.push(AccountEvent::PointsDebited { user_id, redemption_id, points, allocations });
                 Ok(events)
             }
             AccountCommand::Refund { redemption_id } => match self.debits.get(&redemption_id) {
@@ -351,14 +297,7 @@ impl Decide for Account {
                     allocations: allocations.clone(),
                 }]),
             },
-            AccountCommand::Adjust {
-                delta,
-                reason,
-                reference,
-                by,
-                new_lot,
-                now,
-            } => {
+            AccountCommand::Adjust { delta, reason, reference, by, new_lot, now } => {
                 if reason.trim().is_empty() {
                     return Err(AccountError::ReasonRequired);
                 }
@@ -366,10 +305,7 @@ impl Decide for Account {
                     return Err(AccountError::InvalidAmount);
                 }
                 let allocations = if delta > 0 {
-                    vec![Allocation {
-                        lot_id: new_lot,
-                        points: delta,
-                    }]
+                    vec![Allocation { lot_id: new_lot, points: delta }]
                 } else {
                     self.spend(-delta, now)?
                 };
@@ -395,10 +331,7 @@ impl Account {
     fn spend(&self, points: i64, now: DateTime<Utc>) -> Result<Vec<Allocation>, AccountError> {
         let available = self.available(now);
         if points > available {
-            return Err(AccountError::InsufficientPoints {
-                requested: points,
-                available,
-            });
+            return Err(AccountError::InsufficientPoints { requested: points, available });
         }
         Ok(self.allocate(points, now))
     }
@@ -422,9 +355,7 @@ mod tests {
         RedemptionId(Uuid::from_u128(200 + n))
     }
     fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
-            .single()
-            .expect("valid date")
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("valid date")
     }
     fn opened() -> AccountEvent {
         AccountEvent::AccountOpened { user_id: user() }
@@ -434,18 +365,12 @@ mod tests {
             user_id: user(),
             lot_id: lot(n),
             points,
-            source: CreditSource::Purchase {
-                purchase_id: PurchaseId(Uuid::from_u128(n)),
-            },
+            source: CreditSource::Purchase { purchase_id: PurchaseId(Uuid::from_u128(n)) },
             expires_at,
         }
     }
     fn debit(n: u128, points: i64) -> AccountCommand {
-        AccountCommand::Debit {
-            redemption_id: rid(n),
-            points,
-            now: now(),
-        }
+        AccountCommand::Debit { redemption_id: rid(n), points, now: now() }
     }
 
     #[test]
@@ -464,14 +389,8 @@ mod tests {
             redemption_id: rid(1),
             points: 40,
             allocations: vec![
-                Allocation {
-                    lot_id: lot(3),
-                    points: 20,
-                },
-                Allocation {
-                    lot_id: lot(2),
-                    points: 20,
-                },
+                Allocation { lot_id: lot(3), points: 20 },
+                Allocation { lot_id: lot(2), points: 20 },
             ],
         }]);
     }
@@ -480,10 +399,7 @@ mod tests {
     fn redeeming_more_than_the_balance_is_rejected() {
         given::<Account>([opened(), credited(1, 50, None)])
             .when(debit(1, 51))
-            .then_err(AccountError::InsufficientPoints {
-                requested: 51,
-                available: 50,
-            });
+            .then_err(AccountError::InsufficientPoints { requested: 51, available: 50 });
     }
 
     #[test]
@@ -491,26 +407,16 @@ mod tests {
         let past = now() - Duration::seconds(1);
         given::<Account>([opened(), credited(1, 50, Some(past)), credited(2, 10, None)])
             .when(debit(1, 51))
-            .then_err(AccountError::InsufficientPoints {
-                requested: 51,
-                available: 10,
-            });
+            .then_err(AccountError::InsufficientPoints { requested: 51, available: 10 });
         given::<Account>([opened(), credited(1, 50, Some(past)), credited(2, 10, None)])
             .when(debit(1, 10))
             .then([
-                AccountEvent::PointsExpired {
-                    user_id: user(),
-                    lot_id: lot(1),
-                    points: 50,
-                },
+                AccountEvent::PointsExpired { user_id: user(), lot_id: lot(1), points: 50 },
                 AccountEvent::PointsDebited {
                     user_id: user(),
                     redemption_id: rid(1),
                     points: 10,
-                    allocations: vec![Allocation {
-                        lot_id: lot(2),
-                        points: 10,
-                    }],
+                    allocations: vec![Allocation { lot_id: lot(2), points: 10 }],
                 },
             ]);
     }
@@ -522,14 +428,8 @@ mod tests {
             redemption_id: rid(1),
             points: 30,
             allocations: vec![
-                Allocation {
-                    lot_id: lot(1),
-                    points: 10,
-                },
-                Allocation {
-                    lot_id: lot(2),
-                    points: 20,
-                },
+                Allocation { lot_id: lot(1), points: 10 },
+                Allocation { lot_id: lot(2), points: 20 },
             ],
         };
         let refunded = AccountEvent::PointsRefunded {
@@ -537,37 +437,16 @@ mod tests {
             redemption_id: rid(1),
             points: 30,
             allocations: vec![
-                Allocation {
-                    lot_id: lot(1),
-                    points: 10,
-                },
-                Allocation {
-                    lot_id: lot(2),
-                    points: 20,
-                },
+                Allocation { lot_id: lot(1), points: 10 },
+                Allocation { lot_id: lot(2), points: 20 },
             ],
         };
-        given::<Account>([
-            opened(),
-            credited(1, 10, None),
-            credited(2, 20, None),
-            debited.clone(),
-        ])
-        .when(AccountCommand::Refund {
-            redemption_id: rid(1),
-        })
-        .then([refunded.clone()]);
-        given::<Account>([
-            opened(),
-            credited(1, 10, None),
-            credited(2, 20, None),
-            debited,
-            refunded,
-        ])
-        .when(AccountCommand::Refund {
-            redemption_id: rid(1),
-        })
-        .then_err(AccountError::AlreadySettled);
+        given::<Account>([opened(), credited(1, 10, None), credited(2, 20, None), debited.clone()])
+            .when(AccountCommand::Refund { redemption_id: rid(1) })
+            .then([refunded.clone()]);
+        given::<Account>([opened(), credited(1, 10, None), credited(2, 20, None), debited, refunded])
+            .when(AccountCommand::Refund { redemption_id: rid(1) })
+            .then_err(AccountError::AlreadySettled);
     }
 
     #[test]
@@ -580,28 +459,18 @@ mod tests {
             new_lot: lot(9),
             now: now(),
         };
-        given::<Account>([opened()])
-            .when(adjust(5, " "))
-            .then_err(AccountError::ReasonRequired);
+        given::<Account>([opened()]).when(adjust(5, " ")).then_err(AccountError::ReasonRequired);
         given::<Account>([opened(), credited(1, 10, None)])
             .when(adjust(-11, "fraud"))
-            .then_err(AccountError::InsufficientPoints {
-                requested: 11,
-                available: 10,
-            });
-        given::<Account>([opened()])
-            .when(adjust(5, "goodwill"))
-            .then([AccountEvent::PointsAdjusted {
-                user_id: user(),
-                delta: 5,
-                reason: "goodwill".into(),
-                reference: None,
-                by: UserId(Uuid::from_u128(9)),
-                allocations: vec![Allocation {
-                    lot_id: lot(9),
-                    points: 5,
-                }],
-            }]);
+            .then_err(AccountError::InsufficientPoints { requested: 11, available: 10 });
+        given::<Account>([opened()]).when(adjust(5, "goodwill")).then([AccountEvent::PointsAdjusted {
+            user_id: user(),
+            delta: 5,
+            reason: "goodwill".into(),
+            reference: None,
+            by: UserId(Uuid::from_u128(9)),
+            allocations: vec![Allocation { lot_id: lot(9), points: 5 }],
+        }]);
     }
 
     #[test]
@@ -615,8 +484,6 @@ mod tests {
 
     #[test]
     fn commands_on_an_unopened_account_are_rejected() {
-        given::<Account>([])
-            .when(debit(1, 1))
-            .then_err(AccountError::NotOpened);
+        given::<Account>([]).when(debit(1, 1)).then_err(AccountError::NotOpened);
     }
 }

@@ -35,15 +35,11 @@ impl Aggregate for Category {
 
     fn apply(&mut self, event: &CategoryEvent) {
         match event {
-            CategoryEvent::CategoryCreated {
-                category_id, name, ..
-            } => {
+            CategoryEvent::CategoryCreated { category_id, name, .. } => {
                 self.id = Some(*category_id);
                 self.name = name.clone();
             }
-            CategoryEvent::CategoryRevised {
-                name: Some(name), ..
-            } => self.name = name.clone(),
+            CategoryEvent::CategoryRevised { name: Some(name), .. } => self.name = name.clone(),
             CategoryEvent::CategoryRevised { .. } => {}
         }
     }
@@ -51,15 +47,8 @@ impl Aggregate for Category {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CategoryCommand {
-    Create {
-        category_id: CategoryId,
-        name: String,
-        description: String,
-    },
-    Revise {
-        name: Option<String>,
-        description: Option<String>,
-    },
+    Create { category_id: CategoryId, name: String, description: String },
+    Revise { name: Option<String>, description: Option<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,22 +71,11 @@ impl Decide for Category {
 
     fn decide(&self, command: CategoryCommand) -> Result<Vec<CategoryEvent>, CategoryError> {
         match (self.id, command) {
-            (
-                None,
-                CategoryCommand::Create {
-                    category_id,
-                    name,
-                    description,
-                },
-            ) => {
+            (None, CategoryCommand::Create { category_id, name, description }) => {
                 if !valid_name(&name) {
                     return Err(CategoryError::InvalidName);
                 }
-                Ok(vec![CategoryEvent::CategoryCreated {
-                    category_id,
-                    name,
-                    description,
-                }])
+                Ok(vec![CategoryEvent::CategoryCreated { category_id, name, description }])
             }
             (Some(_), CategoryCommand::Create { .. }) => Err(CategoryError::AlreadyExists),
             (None, _) => Err(CategoryError::NotFound),
@@ -105,11 +83,7 @@ impl Decide for Category {
                 if name.as_deref().is_some_and(|n| !valid_name(n)) {
                     return Err(CategoryError::InvalidName);
                 }
-                Ok(vec![CategoryEvent::CategoryRevised {
-                    category_id,
-                    name,
-                    description,
-                }])
+                Ok(vec![CategoryEvent::CategoryRevised { category_id, name, description }])
             }
         }
     }

@@ -45,11 +45,7 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Sized {
                     Some(Value::String(s)) => s,
                     _ => String::new(),
                 };
-                (
-                    ty,
-                    map.remove("data")
-                        .unwrap_or(Value::Object(Default::default())),
-                )
+                (ty, map.remove("data").unwrap_or(Value::Object(Default::default())))
             }
             _ => (String::new(), Value::Null),
         }
@@ -57,10 +53,8 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Sized {
 
     fn decode(event_type: &str, data: &Value) -> Result<Self, EventCodecError> {
         let tagged = serde_json::json!({ "type": event_type, "data": data });
-        serde_json::from_value(tagged).map_err(|source| EventCodecError {
-            event_type: event_type.to_owned(),
-            source,
-        })
+        serde_json::from_value(tagged)
+            .map_err(|source| EventCodecError { event_type: event_type.to_owned(), source })
     }
 }
 

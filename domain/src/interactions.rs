@@ -16,11 +16,7 @@ pub enum InteractionKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum InteractionEvent {
-    InteractionRecorded {
-        user_id: UserId,
-        product_id: ProductId,
-        kind: InteractionKind,
-    },
+    InteractionRecorded { user_id: UserId, product_id: ProductId, kind: InteractionKind },
 }
 
 impl DomainEvent for InteractionEvent {}

@@ -55,9 +55,7 @@ impl Aggregate for Package {
                 self.id = Some(*package_id);
                 self.terms = Some(terms.clone());
             }
-            PackageEvent::PackageRevised {
-                name, description, ..
-            } => {
+            PackageEvent::PackageRevised { name, description, .. } => {
                 if let Some(t) = self.terms.as_mut() {
                     if let Some(n) = name {
                         t.name = n.clone();
@@ -74,14 +72,8 @@ impl Aggregate for Package {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PackageCommand {
-    Create {
-        package_id: PackageId,
-        terms: PackageTerms,
-    },
-    Revise {
-        name: Option<String>,
-        description: Option<String>,
-    },
+    Create { package_id: PackageId, terms: PackageTerms },
+    Revise { name: Option<String>, description: Option<String> },
     Retire,
 }
 
@@ -107,19 +99,13 @@ pub fn validate_terms(t: &PackageTerms) -> Result<(), PackageError> {
         return Err(PackageError::Invalid("price must be a positive amount"));
     }
     if t.currency.len() != 3 || !t.currency.chars().all(|c| c.is_ascii_uppercase()) {
-        return Err(PackageError::Invalid(
-            "currency must be an ISO 4217 code such as EUR",
-        ));
+        return Err(PackageError::Invalid("currency must be an ISO 4217 code such as EUR"));
     }
     if !is_valid_amount(t.points) {
-        return Err(PackageError::Invalid(
-            "points must be a positive whole number",
-        ));
+        return Err(PackageError::Invalid("points must be a positive whole number"));
     }
     if t.points_valid_days.is_some_and(|d| d == 0 || d > 36_500) {
-        return Err(PackageError::Invalid(
-            "points_valid_days must be 1 to 36500",
-        ));
+        return Err(PackageError::Invalid("points_valid_days must be 1 to 36500"));
     }
     Ok(())
 }
@@ -149,11 +135,7 @@ impl Decide for Package {
             (None, _) => Err(PackageError::NotFound),
             (Some(_), _) if self.retired => Err(PackageError::Retired),
             (Some(package_id), PackageCommand::Revise { name, description }) => {
-                Ok(vec![PackageEvent::PackageRevised {
-                    package_id,
-                    name,
-                    description,
-                }])
+                Ok(vec![PackageEvent::PackageRevised { package_id, name, description }])
             }
             (Some(package_id), PackageCommand::Retire) => {
                 Ok(vec![PackageEvent::PackageRetired { package_id }])
@@ -183,16 +165,9 @@ mod tests {
     #[test]
     fn a_package_needs_a_positive_price_an_iso_currency_and_points() {
         let id = PackageId(Uuid::nil());
-        for bad in [
-            terms("0", "EUR", 10),
-            terms("9.99", "euro", 10),
-            terms("9.99", "EUR", 0),
-        ] {
+        for bad in [terms("0", "EUR", 10), terms("9.99", "euro", 10), terms("9.99", "EUR", 0)] {
             assert!(matches!(
-                Package::default().decide(PackageCommand::Create {
-                    package_id: id,
-                    terms: bad
-                }),
+                Package::default().decide(PackageCommand::Create { package_id: id, terms: bad }),
                 Err(PackageError::Invalid(_))
             ));
         }
@@ -202,15 +177,10 @@ mod tests {
     fn a_retired_package_cannot_be_bought_or_retired_again() {
         let id = PackageId(Uuid::nil());
         let events = [
-            PackageEvent::PackageCreated {
-                package_id: id,
-                terms: terms("9.99", "EUR", 100),
-            },
+            PackageEvent::PackageCreated { package_id: id, terms: terms("9.99", "EUR", 100) },
             PackageEvent::PackageRetired { package_id: id },
         ];
         assert_eq!(Package::fold(&events).buyable(), Err(PackageError::Retired));
-        given::<Package>(events)
-            .when(PackageCommand::Retire)
-            .then_err(PackageError::Retired);
+        given::<Package>(events).when(PackageCommand::Retire).then_err(PackageError::Retired);
     }
 }

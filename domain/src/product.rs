@@ -119,10 +119,7 @@ impl Aggregate for Product {
 
     fn apply(&mut self, event: &ProductEvent) {
         match event {
-            ProductEvent::ProductListed {
-                product_id,
-                details,
-            } => {
+            ProductEvent::ProductListed { product_id, details } => {
                 self.id = Some(*product_id);
                 self.details = Some(details.clone());
                 self.active = true;
@@ -136,27 +133,15 @@ impl Aggregate for Product {
             ProductEvent::ProductRelisted { .. } => self.active = true,
             ProductEvent::StockReceived { quantity, .. } => self.on_hand += quantity,
             ProductEvent::StockAdjusted { delta, .. } => self.on_hand += delta,
-            ProductEvent::StockReserved {
-                redemption_id,
-                quantity,
-                ..
-            } => {
+            ProductEvent::StockReserved { redemption_id, quantity, .. } => {
                 self.reserved += quantity;
                 self.reservations.insert(*redemption_id, *quantity);
             }
-            ProductEvent::StockReleased {
-                redemption_id,
-                quantity,
-                ..
-            } => {
+            ProductEvent::StockReleased { redemption_id, quantity, .. } => {
                 self.reserved -= quantity;
                 self.reservations.remove(redemption_id);
             }
-            ProductEvent::StockShipped {
-                redemption_id,
-                quantity,
-                ..
-            } => {
+            ProductEvent::StockShipped { redemption_id, quantity, .. } => {
                 self.reserved -= quantity;
                 self.on_hand -= quantity;
                 self.reservations.remove(redemption_id);
@@ -189,34 +174,15 @@ pub fn apply_changes(d: &mut ProductDetails, c: &ProductChanges) {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProductCommand {
-    List {
-        product_id: ProductId,
-        details: ProductDetails,
-        initial_stock: i64,
-    },
-    Revise {
-        changes: ProductChanges,
-    },
+    List { product_id: ProductId, details: ProductDetails, initial_stock: i64 },
+    Revise { changes: ProductChanges },
     Delist,
     Relist,
-    ReceiveStock {
-        quantity: i64,
-        reason: String,
-    },
-    AdjustStock {
-        delta: i64,
-        reason: String,
-    },
-    Reserve {
-        redemption_id: RedemptionId,
-        quantity: i64,
-    },
-    Release {
-        redemption_id: RedemptionId,
-    },
-    Ship {
-        redemption_id: RedemptionId,
-    },
+    ReceiveStock { quantity: i64, reason: String },
+    AdjustStock { delta: i64, reason: String },
+    Reserve { redemption_id: RedemptionId, quantity: i64 },
+    Release { redemption_id: RedemptionId },
+    Ship { redemption_id: RedemptionId },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -240,9 +206,7 @@ pub enum ProductError {
 pub fn validate_details(d: &ProductDetails) -> Result<(), ProductError> {
     validate_name(&d.name)?;
     if !is_valid_amount(d.point_cost) {
-        return Err(ProductError::Invalid(
-            "point_cost must be a positive whole number",
-        ));
+        return Err(ProductError::Invalid("point_cost must be a positive whole number"));
     }
     Ok(())
 }
@@ -260,22 +224,13 @@ impl Decide for Product {
 
     fn decide(&self, command: ProductCommand) -> Result<Vec<ProductEvent>, ProductError> {
         let product_id = match (self.id, &command) {
-            (
-                None,
-                ProductCommand::List {
-                    product_id,
-                    details,
-                    initial_stock,
-                },
-            ) => {
+            (None, ProductCommand::List { product_id, details, initial_stock }) => {
                 validate_details(details)?;
                 if !(0..=MAX_AMOUNT).contains(initial_stock) {
                     return Err(ProductError::Invalid("initial_stock must be zero or more"));
                 }
-                let mut events = vec![ProductEvent::ProductListed {
-                    product_id: *product_id,
-                    details: details.clone(),
-                }];
+                let mut events =
+                    vec![ProductEvent::ProductListed { product_id: *product_id, details: details.clone() }];
                 if *initial_stock > 0 {
                     events.push(ProductEvent::StockReceived {
                         product_id: *product_id,
@@ -293,22 +248,15 @@ impl Decide for Product {
             ProductCommand::List { .. } => Err(ProductError::AlreadyListed),
             ProductCommand::Revise { changes } => {
                 if changes.is_empty() {
-                    return Err(ProductError::Invalid(
-                        "a revision must change at least one field",
-                    ));
+                    return Err(ProductError::Invalid("a revision must change at least one field"));
                 }
                 if let Some(name) = &changes.name {
                     validate_name(name)?;
                 }
                 if changes.point_cost.is_some_and(|c| !is_valid_amount(c)) {
-                    return Err(ProductError::Invalid(
-                        "point_cost must be a positive whole number",
-                    ));
+                    return Err(ProductError::Invalid("point_cost must be a positive whole number"));
                 }
-                Ok(vec![ProductEvent::ProductRevised {
-                    product_id,
-                    changes,
-                }])
+                Ok(vec![ProductEvent::ProductRevised { product_id, changes }])
             }
             ProductCommand::Delist if !self.active => Err(ProductError::AlreadyInState("delisted")),
             ProductCommand::Delist => Ok(vec![ProductEvent::ProductDelisted { product_id }]),
@@ -316,48 +264,26 @@ impl Decide for Product {
             ProductCommand::Relist => Ok(vec![ProductEvent::ProductRelisted { product_id }]),
             ProductCommand::ReceiveStock { quantity, reason } => {
                 if !is_valid_amount(quantity) || self.on_hand + quantity > MAX_AMOUNT {
-                    return Err(ProductError::Invalid(
-                        "quantity must be a positive whole number",
-                    ));
+                    return Err(ProductError::Invalid("quantity must be a positive whole number"));
                 }
-                Ok(vec![ProductEvent::StockReceived {
-                    product_id,
-                    quantity,
-                    reason,
-                }])
+                Ok(vec![ProductEvent::StockReceived { product_id, quantity, reason }])
             }
             ProductCommand::AdjustStock { delta, reason } => {
-                if delta == 0
-                    || !is_valid_amount(delta.saturating_abs())
-                    || self.on_hand + delta > MAX_AMOUNT
+                if delta == 0 || !is_valid_amount(delta.saturating_abs()) || self.on_hand + delta > MAX_AMOUNT
                 {
-                    return Err(ProductError::Invalid(
-                        "delta must be a non-zero whole number",
-                    ));
+                    return Err(ProductError::Invalid("delta must be a non-zero whole number"));
                 }
                 if reason.trim().is_empty() {
                     return Err(ProductError::Invalid("a stock adjustment needs a reason"));
                 }
                 if self.available() + delta < 0 {
-                    return Err(ProductError::OutOfStock {
-                        requested: -delta,
-                        available: self.available(),
-                    });
+                    return Err(ProductError::OutOfStock { requested: -delta, available: self.available() });
                 }
-                Ok(vec![ProductEvent::StockAdjusted {
-                    product_id,
-                    delta,
-                    reason,
-                }])
+                Ok(vec![ProductEvent::StockAdjusted { product_id, delta, reason }])
             }
-            ProductCommand::Reserve {
-                redemption_id,
-                quantity,
-            } => {
+            ProductCommand::Reserve { redemption_id, quantity } => {
                 if !is_valid_amount(quantity) {
-                    return Err(ProductError::Invalid(
-                        "quantity must be a positive whole number",
-                    ));
+                    return Err(ProductError::Invalid("quantity must be a positive whole number"));
                 }
                 if !self.active {
                     return Err(ProductError::Unavailable);
@@ -368,33 +294,17 @@ impl Decide for Product {
                         available: self.available(),
                     });
                 }
-                Ok(vec![ProductEvent::StockReserved {
-                    product_id,
-                    redemption_id,
-                    quantity,
-                }])
+                Ok(vec![ProductEvent::StockReserved { product_id, redemption_id, quantity }])
             }
             ProductCommand::Release { redemption_id } => {
-                let quantity = *self
-                    .reservations
-                    .get(&redemption_id)
-                    .ok_or(ProductError::UnknownReservation)?;
-                Ok(vec![ProductEvent::StockReleased {
-                    product_id,
-                    redemption_id,
-                    quantity,
-                }])
+                let quantity =
+                    *self.reservations.get(&redemption_id).ok_or(ProductError::UnknownReservation)?;
+                Ok(vec![ProductEvent::StockReleased { product_id, redemption_id, quantity }])
             }
             ProductCommand::Ship { redemption_id } => {
-                let quantity = *self
-                    .reservations
-                    .get(&redemption_id)
-                    .ok_or(ProductError::UnknownReservation)?;
-                Ok(vec![ProductEvent::StockShipped {
-                    product_id,
-                    redemption_id,
-                    quantity,
-                }])
+                let quantity =
+                    *self.reservations.get(&redemption_id).ok_or(ProductError::UnknownReservation)?;
+                Ok(vec![ProductEvent::StockShipped { product_id, redemption_id, quantity }])
             }
         }
     }
@@ -427,109 +337,54 @@ mod tests {
         }
     }
     fn received(q: i64) -> ProductEvent {
-        ProductEvent::StockReceived {
-            product_id: pid(),
-            quantity: q,
-            reason: "delivery".into(),
-        }
+        ProductEvent::StockReceived { product_id: pid(), quantity: q, reason: "delivery".into() }
     }
     fn reserved(n: u128, q: i64) -> ProductEvent {
-        ProductEvent::StockReserved {
-            product_id: pid(),
-            redemption_id: rid(n),
-            quantity: q,
-        }
+        ProductEvent::StockReserved { product_id: pid(), redemption_id: rid(n), quantity: q }
     }
 
     #[test]
     fn reserving_more_than_is_available_is_rejected() {
         given::<Product>([listed(), received(3), reserved(1, 2)])
-            .when(ProductCommand::Reserve {
-                redemption_id: rid(2),
-                quantity: 2,
-            })
-            .then_err(ProductError::OutOfStock {
-                requested: 2,
-                available: 1,
-            });
+            .when(ProductCommand::Reserve { redemption_id: rid(2), quantity: 2 })
+            .then_err(ProductError::OutOfStock { requested: 2, available: 1 });
     }
 
     #[test]
     fn a_delisted_product_cannot_be_reserved() {
-        given::<Product>([
-            listed(),
-            received(3),
-            ProductEvent::ProductDelisted { product_id: pid() },
-        ])
-        .when(ProductCommand::Reserve {
-            redemption_id: rid(1),
-            quantity: 1,
-        })
-        .then_err(ProductError::Unavailable);
+        given::<Product>([listed(), received(3), ProductEvent::ProductDelisted { product_id: pid() }])
+            .when(ProductCommand::Reserve { redemption_id: rid(1), quantity: 1 })
+            .then_err(ProductError::Unavailable);
     }
 
     #[test]
     fn shipping_and_releasing_settle_the_reservation_exactly() {
         given::<Product>([listed(), received(3), reserved(1, 2)])
-            .when(ProductCommand::Ship {
-                redemption_id: rid(1),
-            })
-            .then([ProductEvent::StockShipped {
-                product_id: pid(),
-                redemption_id: rid(1),
-                quantity: 2,
-            }]);
+            .when(ProductCommand::Ship { redemption_id: rid(1) })
+            .then([ProductEvent::StockShipped { product_id: pid(), redemption_id: rid(1), quantity: 2 }]);
         given::<Product>([
             listed(),
             received(3),
             reserved(1, 2),
-            ProductEvent::StockReleased {
-                product_id: pid(),
-                redemption_id: rid(1),
-                quantity: 2,
-            },
+            ProductEvent::StockReleased { product_id: pid(), redemption_id: rid(1), quantity: 2 },
         ])
-        .when(ProductCommand::Release {
-            redemption_id: rid(1),
-        })
+        .when(ProductCommand::Release { redemption_id: rid(1) })
         .then_err(ProductError::UnknownReservation);
     }
 
     #[test]
     fn an_adjustment_cannot_take_available_stock_below_zero() {
         given::<Product>([listed(), received(3), reserved(1, 2)])
-            .when(ProductCommand::AdjustStock {
-                delta: -2,
-                reason: "broken".into(),
-            })
-            .then_err(ProductError::OutOfStock {
-                requested: 2,
-                available: 1,
-            });
+            .when(ProductCommand::AdjustStock { delta: -2, reason: "broken".into() })
+            .then_err(ProductError::OutOfStock { requested: 2, available: 1 });
     }
 
     #[test]
     fn listing_with_initial_stock_receives_it() {
-        let ProductEvent::ProductListed {
-            product_id,
-            details,
-        } = listed()
-        else {
-            unreachable!()
-        };
-        given::<Product>([])
-            .when(ProductCommand::List {
-                product_id,
-                details,
-                initial_stock: 5,
-            })
-            .then([
-                listed(),
-                ProductEvent::StockReceived {
-                    product_id: pid(),
-                    quantity: 5,
-                    reason: "initial stock".into(),
-                },
-            ]);
+        let ProductEvent::ProductListed { product_id, details } = listed() else { unreachable!() };
+        given::<Product>([]).when(ProductCommand::List { product_id, details, initial_stock: 5 }).then([
+            listed(),
+            ProductEvent::StockReceived { product_id: pid(), quantity: 5, reason: "initial stock".into() },
+        ]);
     }
 }

@@ -53,13 +53,7 @@ impl Aggregate for Purchase {
 
     fn apply(&mut self, event: &PurchaseEvent) {
         match event {
-            PurchaseEvent::PurchaseStarted {
-                purchase_id,
-                user_id,
-                points,
-                points_valid_days,
-                ..
-            } => {
+            PurchaseEvent::PurchaseStarted { purchase_id, user_id, points, points_valid_days, .. } => {
                 self.id = Some(*purchase_id);
                 self.user_id = Some(*user_id);
                 self.points = *points;
@@ -130,16 +124,10 @@ impl Decide for Purchase {
             (Some(_), _, PurchaseCommand::Start { .. }) => Err(PurchaseError::AlreadyStarted),
             (None, _, _) => Err(PurchaseError::NotFound),
             (Some(purchase_id), Some(Pending), PurchaseCommand::MarkPaid { payment_ref }) => {
-                Ok(vec![PurchaseEvent::PurchasePaid {
-                    purchase_id,
-                    payment_ref,
-                }])
+                Ok(vec![PurchaseEvent::PurchasePaid { purchase_id, payment_ref }])
             }
             (Some(purchase_id), Some(Pending), PurchaseCommand::MarkFailed { reason }) => {
-                Ok(vec![PurchaseEvent::PurchaseFailed {
-                    purchase_id,
-                    reason,
-                }])
+                Ok(vec![PurchaseEvent::PurchaseFailed { purchase_id, reason }])
             }
             (Some(_), Some(Paid), PurchaseCommand::MarkPaid { .. }) => Ok(vec![]),
             (Some(_), Some(Failed), PurchaseCommand::MarkFailed { .. }) => Ok(vec![]),
@@ -168,32 +156,23 @@ mod tests {
         }
     }
     fn paid() -> PurchaseEvent {
-        PurchaseEvent::PurchasePaid {
-            purchase_id: PurchaseId(Uuid::from_u128(1)),
-            payment_ref: "p1".into(),
-        }
+        PurchaseEvent::PurchasePaid { purchase_id: PurchaseId(Uuid::from_u128(1)), payment_ref: "p1".into() }
     }
 
     #[test]
     fn a_pending_purchase_is_paid_once_and_a_repeat_changes_nothing() {
         given::<Purchase>([started()])
-            .when(PurchaseCommand::MarkPaid {
-                payment_ref: "p1".into(),
-            })
+            .when(PurchaseCommand::MarkPaid { payment_ref: "p1".into() })
             .then([paid()]);
         given::<Purchase>([started(), paid()])
-            .when(PurchaseCommand::MarkPaid {
-                payment_ref: "p1".into(),
-            })
+            .when(PurchaseCommand::MarkPaid { payment_ref: "p1".into() })
             .then([]);
     }
 
     #[test]
     fn a_paid_purchase_cannot_fail_afterwards() {
         given::<Purchase>([started(), paid()])
-            .when(PurchaseCommand::MarkFailed {
-                reason: "late".into(),
-            })
+            .when(PurchaseCommand::MarkFailed { reason: "late".into() })
             .then_err(PurchaseError::AlreadySettled("paid"));
     }
 }

@@ -63,13 +63,7 @@ impl Aggregate for Redemption {
 
     fn apply(&mut self, event: &RedemptionEvent) {
         match event {
-            RedemptionEvent::RedemptionPlaced {
-                redemption_id,
-                user_id,
-                product_id,
-                quantity,
-                points,
-            } => {
+            RedemptionEvent::RedemptionPlaced { redemption_id, user_id, product_id, quantity, points } => {
                 *self = Redemption {
                     id: Some(*redemption_id),
                     user_id: Some(*user_id),
@@ -79,12 +73,8 @@ impl Aggregate for Redemption {
                     points: *points,
                 }
             }
-            RedemptionEvent::RedemptionFulfilled { .. } => {
-                self.status = Some(RedemptionStatus::Fulfilled)
-            }
-            RedemptionEvent::RedemptionCancelled { .. } => {
-                self.status = Some(RedemptionStatus::Cancelled)
-            }
+            RedemptionEvent::RedemptionFulfilled { .. } => self.status = Some(RedemptionStatus::Fulfilled),
+            RedemptionEvent::RedemptionCancelled { .. } => self.status = Some(RedemptionStatus::Cancelled),
         }
     }
 }
@@ -127,17 +117,7 @@ impl Decide for Redemption {
 
     fn decide(&self, command: RedemptionCommand) -> Result<Vec<RedemptionEvent>, RedemptionError> {
         let (redemption_id, status) = match (self.id, self.status, &command) {
-            (
-                None,
-                _,
-                RedemptionCommand::Place {
-                    redemption_id,
-                    user_id,
-                    product_id,
-                    quantity,
-                    points,
-                },
-            ) => {
+            (None, _, RedemptionCommand::Place { redemption_id, user_id, product_id, quantity, points }) => {
                 return Ok(vec![RedemptionEvent::RedemptionPlaced {
                     redemption_id: *redemption_id,
                     user_id: *user_id,
@@ -146,31 +126,20 @@ impl Decide for Redemption {
                     points: *points,
                 }])
             }
-            (Some(_), _, RedemptionCommand::Place { .. }) => {
-                return Err(RedemptionError::AlreadyPlaced)
-            }
+            (Some(_), _, RedemptionCommand::Place { .. }) => return Err(RedemptionError::AlreadyPlaced),
             (Some(id), Some(status), _) => (id, status),
             _ => return Err(RedemptionError::NotFound),
         };
         match command {
-            RedemptionCommand::Cancel { by, by_admin, .. }
-                if !by_admin && self.user_id != Some(by) =>
-            {
+            RedemptionCommand::Cancel { by, by_admin, .. } if !by_admin && self.user_id != Some(by) => {
                 Err(RedemptionError::NotOwner)
             }
-            _ if status != RedemptionStatus::Placed => {
-                Err(RedemptionError::NotPlaced(status.as_str()))
+            _ if status != RedemptionStatus::Placed => Err(RedemptionError::NotPlaced(status.as_str())),
+            RedemptionCommand::Fulfil { by } => {
+                Ok(vec![RedemptionEvent::RedemptionFulfilled { redemption_id, by }])
             }
-            RedemptionCommand::Fulfil { by } => Ok(vec![RedemptionEvent::RedemptionFulfilled {
-                redemption_id,
-                by,
-            }]),
             RedemptionCommand::Cancel { by, reason, .. } => {
-                Ok(vec![RedemptionEvent::RedemptionCancelled {
-                    redemption_id,
-                    by,
-                    reason,
-                }])
+                Ok(vec![RedemptionEvent::RedemptionCancelled { redemption_id, by, reason }])
             }
             RedemptionCommand::Place { .. } => Err(RedemptionError::AlreadyPlaced),
         }
@@ -201,18 +170,10 @@ mod tests {
     fn only_the_owner_or_an_admin_may_cancel() {
         let stranger = UserId(Uuid::from_u128(2));
         given::<Redemption>([placed()])
-            .when(RedemptionCommand::Cancel {
-                by: stranger,
-                by_admin: false,
-                reason: None,
-            })
+            .when(RedemptionCommand::Cancel { by: stranger, by_admin: false, reason: None })
             .then_err(RedemptionError::NotOwner);
         given::<Redemption>([placed()])
-            .when(RedemptionCommand::Cancel {
-                by: stranger,
-                by_admin: true,
-                reason: None,
-            })
+            .when(RedemptionCommand::Cancel { by: stranger, by_admin: true, reason: None })
             .then([RedemptionEvent::RedemptionCancelled {
                 redemption_id: RedemptionId(Uuid::from_u128(5)),
                 by: stranger,
@@ -229,11 +190,7 @@ mod tests {
                 by: owner(),
             },
         ])
-        .when(RedemptionCommand::Cancel {
-            by: owner(),
-            by_admin: false,
-            reason: None,
-        })
+        .when(RedemptionCommand::Cancel { by: owner(), by_admin: false, reason: None })
         .then_err(RedemptionError::NotPlaced("fulfilled"));
     }
 }

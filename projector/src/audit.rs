@@ -10,10 +10,7 @@ use tokio_postgres::Client;
 pub async fn verify(client: &Client, json: bool) -> anyhow::Result<bool> {
     let findings = chain::verify(client).await?;
     if json {
-        println!(
-            "{}",
-            serde_json::json!({ "clean": findings.is_empty(), "findings": findings })
-        );
+        println!("{}", serde_json::json!({ "clean": findings.is_empty(), "findings": findings }));
     } else if findings.is_empty() {
         println!("verify: every stream's hash chain and versions check out; append-only triggers present");
     } else {

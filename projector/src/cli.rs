@@ -3,11 +3,7 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "projector",
-    about = "Tally projector and operator/auditor CLI",
-    version
-)]
+#[command(name = "projector", about = "Tally projector and operator/auditor CLI", version)]
 pub struct Cli {
     /// Machine-readable output.
     #[arg(long, global = true)]

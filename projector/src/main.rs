@@ -19,9 +19,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             } else if applied.is_empty() {
                 println!("migrate: the database is up to date");
             } else {
-                applied
-                    .iter()
-                    .for_each(|m| println!("migrate: applied {m}"));
+                applied.iter().for_each(|m| println!("migrate: applied {m}"));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -32,11 +30,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             match audit {
                 AuditCommand::Verify => {
                     let clean = projector::audit::verify(&client, cli.json).await?;
-                    Ok(if clean {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::from(1)
-                    })
+                    Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(1) })
                 }
                 AuditCommand::Export { from } => {
                     let stdout = std::io::stdout();

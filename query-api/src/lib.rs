@@ -22,8 +22,7 @@ impl Application {
         let server = HttpServer::new(|| {
             App::new().route(
                 "/healthz",
-                web::get()
-                    .to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }),
+                web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }),
             )
         })
         .listen(listener)?

@@ -47,12 +47,8 @@ impl Command for Adjust {
         })?;
         let mut after = account.state.clone();
         events.iter().for_each(|e| after.apply(e));
-        let position = pipeline::append(
-            tx,
-            ctx,
-            vec![pipeline::stream_append(stream, &account, &events)],
-        )
-        .await?;
+        let position =
+            pipeline::append(tx, ctx, vec![pipeline::stream_append(stream, &account, &events)]).await?;
         Ok(Reply {
             status: StatusCode::CREATED,
             body: body(
@@ -72,23 +68,11 @@ pub async fn adjust(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
     let user = path_id(&path, UserId::parse, "account")?;
-    if input.value.reason.len() > 500
-        || input
-            .value
-            .reference
-            .as_ref()
-            .is_some_and(|r| r.len() > 200)
-    {
-        return Err(ApiError::Validation(
-            "reason (500) or reference (200) is too long".into(),
-        ));
+    if input.value.reason.len() > 500 || input.value.reference.as_ref().is_some_and(|r| r.len() > 200) {
+        return Err(ApiError::Validation("reason (500) or reference (200) is too long".into()));
     }
     let raw = input.raw.clone();
-    let command = Adjust {
-        user,
-        by: caller.user_id(),
-        input: input.value,
-    };
+    let command = Adjust { user, by: caller.user_id(), input: input.value };
     admin_run(&req, &state, &caller, "AdjustPoints", &raw, &command).await
 }
 
@@ -111,23 +95,11 @@ impl Command for Record {
         // The stream only ever grows and its state is empty: read its version, not its events.
         let versions = domain::infra::store::lock_streams(tx, &[&stream]).await?;
         let version = versions.get(&stream).copied().unwrap_or(0);
-        let loaded = pipeline::Loaded {
-            state: Interactions,
-            version,
-            last: None,
-        };
+        let loaded = pipeline::Loaded { state: Interactions, version, last: None };
         let Ok(events) = loaded.state.decide(self.0.clone());
-        let position = pipeline::append(
-            tx,
-            ctx,
-            vec![pipeline::stream_append(stream, &loaded, &events)],
-        )
-        .await?;
-        Ok(Reply {
-            status: StatusCode::ACCEPTED,
-            body: body(json!({ "accepted": true })),
-            position,
-        })
+        let position =
+            pipeline::append(tx, ctx, vec![pipeline::stream_append(stream, &loaded, &events)]).await?;
+        Ok(Reply { status: StatusCode::ACCEPTED, body: body(json!({ "accepted": true })), position })
     }
 }
 

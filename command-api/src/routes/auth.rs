@@ -38,14 +38,10 @@ fn validate(r: &Registration) -> Result<(), ApiError> {
         return Err(ApiError::Validation("email must be a valid address".into()));
     }
     if !(8..=256).contains(&r.password.chars().count()) {
-        return Err(ApiError::Validation(
-            "password must be 8 to 256 characters".into(),
-        ));
+        return Err(ApiError::Validation("password must be 8 to 256 characters".into()));
     }
     if r.name.trim().is_empty() || r.name.len() > 200 {
-        return Err(ApiError::Validation(
-            "name must be 1 to 200 characters".into(),
-        ));
+        return Err(ApiError::Validation("name must be 1 to 200 characters".into()));
     }
     Ok(())
 }
@@ -54,9 +50,7 @@ fn validate(r: &Registration) -> Result<(), ApiError> {
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
     web::block(move || {
         let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
+        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
     })
     .await
     .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("hashing thread failed: {e}")))?
@@ -65,11 +59,8 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
 
 async fn verify_password(password: String, hash: String) -> bool {
     web::block(move || {
-        PasswordHash::new(&hash).is_ok_and(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
+        PasswordHash::new(&hash)
+            .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
     })
     .await
     .unwrap_or(false)
@@ -84,21 +75,11 @@ pub struct CreateUser {
     pub roles: Vec<Role>,
 }
 
-pub async fn insert_user(
-    tx: &Transaction<'_>,
-    ctx: &Context,
-    u: &CreateUser,
-) -> Result<Reply, ApiError> {
+pub async fn insert_user(tx: &Transaction<'_>, ctx: &Context, u: &CreateUser) -> Result<Reply, ApiError> {
     let roles: Vec<&str> = u.roles.iter().map(Role::as_str).collect();
     tx.execute(
         "INSERT INTO users (id, email, name, password_hash, roles) VALUES ($1, $2, $3, $4, $5)",
-        &[
-            &u.user_id.0,
-            &u.email.trim(),
-            &u.name.trim(),
-            &u.password_hash,
-            &roles,
-        ],
+        &[&u.user_id.0, &u.email.trim(), &u.name.trim(), &u.password_hash, &roles],
     )
     .await
     .map_err(|e| match e.code() {
@@ -109,15 +90,8 @@ pub async fn insert_user(
     })?;
     let stream = u.user_id.stream();
     let loaded = pipeline::load::<Account>(tx, &stream).await?;
-    let events = loaded
-        .state
-        .decide(AccountCommand::Open { user_id: u.user_id })?;
-    let position = pipeline::append(
-        tx,
-        ctx,
-        vec![pipeline::stream_append(stream, &loaded, &events)],
-    )
-    .await?;
+    let events = loaded.state.decide(AccountCommand::Open { user_id: u.user_id })?;
+    let position = pipeline::append(tx, ctx, vec![pipeline::stream_append(stream, &loaded, &events)]).await?;
     Ok(Reply {
         status: StatusCode::CREATED,
         body: body(serde_json::json!({ "user_id": u.user_id })),
@@ -133,10 +107,7 @@ struct Register<'a> {
 impl Command for Register<'_> {
     async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
         let mut reply = insert_user(tx, ctx, &self.user).await?;
-        let (token, _) =
-            self.state
-                .keys
-                .issue(self.user.user_id.0, self.user.roles.clone(), ctx.now);
+        let (token, _) = self.state.keys.issue(self.user.user_id.0, self.user.roles.clone(), ctx.now);
         reply.body.insert("token".into(), token.into());
         Ok(reply)
     }
@@ -159,16 +130,7 @@ pub async fn register(
         roles: vec![Role::Customer],
     };
     let ctx = Context::new(&req, "Register", Some(user_id.0), Role::Customer.as_str());
-    pipeline::run(
-        &state,
-        ctx,
-        idempotency,
-        &Register {
-            user,
-            state: &state,
-        },
-    )
-    .await
+    pipeline::run(&state, ctx, idempotency, &Register { user, state: &state }).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,10 +140,7 @@ pub struct Login {
     password: String,
 }
 
-pub async fn login(
-    state: web::Data<AppState>,
-    input: Json<Login>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn login(state: web::Data<AppState>, input: Json<Login>) -> Result<HttpResponse, ApiError> {
     let Login { email, password } = input.value;
     let client = state.pool.get().await?;
     let row = client
@@ -222,22 +181,15 @@ impl Command for GrantRole {
         let stream = self.user_id.stream();
         pipeline::lock(tx, &[&stream]).await?;
         let loaded = pipeline::load::<Account>(tx, &stream).await?;
-        let events = loaded.state.decide(AccountCommand::GrantRole {
-            role: self.role,
-            by: self.by,
-        })?;
+        let events = loaded.state.decide(AccountCommand::GrantRole { role: self.role, by: self.by })?;
         // Granting a role the user already holds changes no row but is still recorded.
         tx.execute(
             "UPDATE users SET roles = array_append(roles, $2) WHERE id = $1 AND NOT ($2 = ANY(roles))",
             &[&self.user_id.0, &self.role.as_str()],
         )
         .await?;
-        let position = pipeline::append(
-            tx,
-            ctx,
-            vec![pipeline::stream_append(stream, &loaded, &events)],
-        )
-        .await?;
+        let position =
+            pipeline::append(tx, ctx, vec![pipeline::stream_append(stream, &loaded, &events)]).await?;
         Ok(Reply {
             status: StatusCode::OK,
             body: body(serde_json::json!({ "user_id": self.user_id, "role": self.role })),
@@ -259,15 +211,5 @@ pub async fn grant_role(
         .ok_or_else(|| ApiError::Validation("role must be customer, admin or auditor".into()))?;
     let idempotency = IdempotencyKey::from_request(&req, caller.0.sub.to_string(), &input.raw)?;
     let ctx = Context::for_caller(&req, "GrantRole", &caller, Role::Admin);
-    pipeline::run(
-        &state,
-        ctx,
-        idempotency,
-        &GrantRole {
-            user_id,
-            role,
-            by: caller.user_id(),
-        },
-    )
-    .await
+    pipeline::run(&state, ctx, idempotency, &GrantRole { user_id, role, by: caller.user_id() }).await
 }

@@ -49,17 +49,9 @@ impl Command for CreateCategory {
             name: self.1.name.trim().to_owned(),
             description: self.1.description.clone(),
         })?;
-        let position = pipeline::append(
-            tx,
-            ctx,
-            vec![pipeline::stream_append(stream, &loaded, &events)],
-        )
-        .await?;
-        Ok(Reply {
-            status: StatusCode::CREATED,
-            body: body(json!({ "id": self.0 })),
-            position,
-        })
+        let position =
+            pipeline::append(tx, ctx, vec![pipeline::stream_append(stream, &loaded, &events)]).await?;
+        Ok(Reply { status: StatusCode::CREATED, body: body(json!({ "id": self.0 })), position })
     }
 }
 
@@ -70,15 +62,7 @@ pub async fn create_category(
     input: Json<NewCategory>,
 ) -> Result<HttpResponse, ApiError> {
     let command = CreateCategory(CategoryId(Uuid::new_v4()), input.value);
-    admin_run(
-        &req,
-        &state,
-        &caller,
-        "CreateCategory",
-        &input.raw,
-        &command,
-    )
-    .await
+    admin_run(&req, &state, &caller, "CreateCategory", &input.raw, &command).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,45 +93,31 @@ async fn require_category(tx: &Transaction<'_>, id: CategoryId) -> Result<(), Ap
 fn validate_image_url(url: &Option<String>) -> Result<(), ApiError> {
     match url {
         Some(u) if u.len() > 2048 || !(u.starts_with("https://") || u.starts_with("http://")) => {
-            Err(ApiError::Validation(
-                "image_url must be an http(s) URL".into(),
-            ))
+            Err(ApiError::Validation("image_url must be an http(s) URL".into()))
         }
         _ => Ok(()),
     }
 }
 
-struct ListProduct(ProductId, NewProduct);
+struct ListProduct {
+    id: ProductId,
+    details: ProductDetails,
+    initial_stock: i64,
+}
 
 impl Command for ListProduct {
     async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
-        let p = &self.1;
-        require_category(tx, p.category_id).await?;
-        let stream = self.0.stream();
+        require_category(tx, self.details.category_id).await?;
+        let stream = self.id.stream();
         let loaded = pipeline::load::<Product>(tx, &stream).await?;
         let events = loaded.state.decide(ProductCommand::List {
-            product_id: self.0,
-            details: ProductDetails {
-                name: p.name.trim().to_owned(),
-                description: p.description.clone(),
-                category_id: p.category_id,
-                point_cost: p.point_cost,
-                image_url: p.image_url.clone(),
-                in_offer_pool: p.in_offer_pool.unwrap_or(false),
-            },
-            initial_stock: p.initial_stock.unwrap_or(0),
+            product_id: self.id,
+            details: self.details.clone(),
+            initial_stock: self.initial_stock,
         })?;
-        let position = pipeline::append(
-            tx,
-            ctx,
-            vec![pipeline::stream_append(stream, &loaded, &events)],
-        )
-        .await?;
-        Ok(Reply {
-            status: StatusCode::CREATED,
-            body: body(json!({ "id": self.0 })),
-            position,
-        })
+        let position =
+            pipeline::append(tx, ctx, vec![pipeline::stream_append(stream, &loaded, &events)]).await?;
+        Ok(Reply { status: StatusCode::CREATED, body: body(json!({ "id": self.id })), position })
     }
 }
 
@@ -158,8 +128,20 @@ pub async fn create_product(
     input: Json<NewProduct>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
-    validate_image_url(&input.value.image_url)?;
-    let command = ListProduct(ProductId(Uuid::new_v4()), input.value);
+    let p = input.value;
+    validate_image_url(&p.image_url)?;
+    let details = ProductDetails {
+        name: p.name.trim().to_owned(),
+        description: p.description,
+        category_id: p.category_id,
+        point_cost: p.point_cost,
+        image_url: p.image_url,
+        in_offer_pool: p.in_offer_pool.unwrap_or(false),
+    };
+    // Shape and range first, so a bad body is a 422 whether or not its ids exist.
+    domain::product::validate_details(&details)?;
+    let command =
+        ListProduct { id: ProductId(Uuid::new_v4()), details, initial_stock: p.initial_stock.unwrap_or(0) };
     admin_run(&req, &state, &caller, "ListProduct", &input.raw, &command).await
 }
 
@@ -171,13 +153,7 @@ struct OnProduct {
 
 impl Command for OnProduct {
     async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
-        if let ProductCommand::Revise {
-            changes:
-                ProductChanges {
-                    category_id: Some(c),
-                    ..
-                },
-        } = &self.command
+        if let ProductCommand::Revise { changes: ProductChanges { category_id: Some(c), .. } } = &self.command
         {
             require_category(tx, *c).await?;
         }
@@ -185,12 +161,8 @@ impl Command for OnProduct {
         pipeline::lock(tx, &[&stream]).await?;
         let loaded = pipeline::load::<Product>(tx, &stream).await?;
         let events = loaded.state.decide(self.command.clone())?;
-        let position = pipeline::append(
-            tx,
-            ctx,
-            vec![pipeline::stream_append(stream, &loaded, &events)],
-        )
-        .await?;
+        let position =
+            pipeline::append(tx, ctx, vec![pipeline::stream_append(stream, &loaded, &events)]).await?;
         let mut after = loaded.state;
         for e in &events {
             domain::Aggregate::apply(&mut after, e);
@@ -218,12 +190,7 @@ pub async fn revise_product(
     caller.require(Role::Admin)?;
     let id = path_id(&path, ProductId::parse, "product")?;
     validate_image_url(&input.value.image_url)?;
-    let command = OnProduct {
-        id,
-        command: ProductCommand::Revise {
-            changes: input.value,
-        },
-    };
+    let command = OnProduct { id, command: ProductCommand::Revise { changes: input.value } };
     admin_run(&req, &state, &caller, "ReviseProduct", &input.raw, &command).await
 }
 
@@ -242,10 +209,7 @@ pub async fn delist_product(
         &caller,
         "DelistProduct",
         &raw,
-        &OnProduct {
-            id,
-            command: ProductCommand::Delist,
-        },
+        &OnProduct { id, command: ProductCommand::Delist },
     )
     .await
 }
@@ -265,10 +229,7 @@ pub async fn relist_product(
         &caller,
         "RelistProduct",
         &raw,
-        &OnProduct {
-            id,
-            command: ProductCommand::Relist,
-        },
+        &OnProduct { id, command: ProductCommand::Relist },
     )
     .await
 }
@@ -297,30 +258,13 @@ pub async fn change_stock(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
     let id = path_id(&path, ProductId::parse, "product")?;
-    let StockChange {
-        kind,
-        quantity,
-        reason,
-    } = input.value;
+    let StockChange { kind, quantity, reason } = input.value;
     if reason.trim().is_empty() || reason.len() > 500 {
-        return Err(ApiError::Validation(
-            "reason must be 1 to 500 characters".into(),
-        ));
+        return Err(ApiError::Validation("reason must be 1 to 500 characters".into()));
     }
     let command = match kind {
         StockKind::Receive => ProductCommand::ReceiveStock { quantity, reason },
-        StockKind::Adjust => ProductCommand::AdjustStock {
-            delta: quantity,
-            reason,
-        },
+        StockKind::Adjust => ProductCommand::AdjustStock { delta: quantity, reason },
     };
-    admin_run(
-        &req,
-        &state,
-        &caller,
-        "ChangeStock",
-        &input.raw,
-        &OnProduct { id, command },
-    )
-    .await
+    admin_run(&req, &state, &caller, "ChangeStock", &input.raw, &OnProduct { id, command }).await
 }

@@ -14,8 +14,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Ok(c) => c.query_one("SELECT 1", &[]).await.is_ok(),
         Err(_) => false,
     };
-    let body =
-        json!({ "status": if postgres { "ready" } else { "unavailable" }, "postgres": postgres });
+    let body = json!({ "status": if postgres { "ready" } else { "unavailable" }, "postgres": postgres });
     if postgres {
         HttpResponse::Ok().json(body)
     } else {

@@ -23,48 +23,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/categories", web::post().to(catalog::create_category))
                 .route("/products", web::post().to(catalog::create_product))
                 .route("/products/{id}", web::patch().to(catalog::revise_product))
-                .route(
-                    "/products/{id}/delist",
-                    web::post().to(catalog::delist_product),
-                )
-                .route(
-                    "/products/{id}/relist",
-                    web::post().to(catalog::relist_product),
-                )
-                .route(
-                    "/products/{id}/stock",
-                    web::post().to(catalog::change_stock),
-                )
+                .route("/products/{id}/delist", web::post().to(catalog::delist_product))
+                .route("/products/{id}/relist", web::post().to(catalog::relist_product))
+                .route("/products/{id}/stock", web::post().to(catalog::change_stock))
                 .route("/credit-packages", web::post().to(packages::create_package))
-                .route(
-                    "/credit-packages/{id}/retire",
-                    web::post().to(packages::retire_package),
-                )
-                .route(
-                    "/credit-purchases",
-                    web::post().to(purchases::start_purchase),
-                )
-                .route(
-                    "/payments/webhook",
-                    web::post().to(purchases::payment_webhook),
-                )
+                .route("/credit-packages/{id}/retire", web::post().to(packages::retire_package))
+                .route("/credit-purchases", web::post().to(purchases::start_purchase))
+                .route("/payments/webhook", web::post().to(purchases::payment_webhook))
                 .route("/redemptions", web::post().to(redemptions::place))
-                .route(
-                    "/redemptions/{id}/cancel",
-                    web::post().to(redemptions::cancel),
-                )
-                .route(
-                    "/redemptions/{id}/fulfil",
-                    web::post().to(redemptions::fulfil),
-                )
-                .route(
-                    "/accounts/{user_id}/adjustments",
-                    web::post().to(accounts::adjust),
-                )
-                .route(
-                    "/interactions",
-                    web::post().to(accounts::record_interaction),
-                ),
+                .route("/redemptions/{id}/cancel", web::post().to(redemptions::cancel))
+                .route("/redemptions/{id}/fulfil", web::post().to(redemptions::fulfil))
+                .route("/accounts/{user_id}/adjustments", web::post().to(accounts::adjust))
+                .route("/interactions", web::post().to(accounts::record_interaction)),
         )
         .default_service(web::to(not_found));
 }

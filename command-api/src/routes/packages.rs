@@ -26,17 +26,9 @@ impl Command for OnPackage {
         pipeline::lock(tx, &[&stream]).await?;
         let loaded = pipeline::load::<Package>(tx, &stream).await?;
         let events = loaded.state.decide(self.command.clone())?;
-        let position = pipeline::append(
-            tx,
-            ctx,
-            vec![pipeline::stream_append(stream, &loaded, &events)],
-        )
-        .await?;
-        Ok(Reply {
-            status: self.status,
-            body: body(json!({ "id": self.id })),
-            position,
-        })
+        let position =
+            pipeline::append(tx, ctx, vec![pipeline::stream_append(stream, &loaded, &events)]).await?;
+        Ok(Reply { status: self.status, body: body(json!({ "id": self.id })), position })
     }
 }
 
@@ -71,10 +63,7 @@ pub async fn create_package(
     let id = PackageId(Uuid::new_v4());
     let command = OnPackage {
         id,
-        command: PackageCommand::Create {
-            package_id: id,
-            terms,
-        },
+        command: PackageCommand::Create { package_id: id, terms },
         status: StatusCode::CREATED,
     };
     admin_run(&req, &state, &caller, "CreatePackage", &input.raw, &command).await
@@ -89,10 +78,6 @@ pub async fn retire_package(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
     let id = path_id(&path, PackageId::parse, "credit package")?;
-    let command = OnPackage {
-        id,
-        command: PackageCommand::Retire,
-        status: StatusCode::OK,
-    };
+    let command = OnPackage { id, command: PackageCommand::Retire, status: StatusCode::OK };
     admin_run(&req, &state, &caller, "RetirePackage", &raw, &command).await
 }

@@ -55,12 +55,8 @@ impl Command for StartPurchase {
             points: terms.points,
             points_valid_days: terms.points_valid_days,
         })?;
-        let position = pipeline::append(
-            tx,
-            ctx,
-            vec![pipeline::stream_append(stream, &loaded, &events)],
-        )
-        .await?;
+        let position =
+            pipeline::append(tx, ctx, vec![pipeline::stream_append(stream, &loaded, &events)]).await?;
         Ok(Reply {
             status: StatusCode::CREATED,
             body: body(json!({
@@ -85,11 +81,8 @@ pub async fn start_purchase(
     caller.require(Role::Customer)?;
     let idempotency = IdempotencyKey::from_request(&req, caller.0.sub.to_string(), &input.raw)?;
     let ctx = Context::for_caller(&req, "StartPurchase", &caller, Role::Customer);
-    let command = StartPurchase {
-        id: PurchaseId(Uuid::new_v4()),
-        caller,
-        package_id: input.value.package_id,
-    };
+    let command =
+        StartPurchase { id: PurchaseId(Uuid::new_v4()), caller, package_id: input.value.package_id };
     pipeline::run(&state, ctx, idempotency, &command).await
 }
 
@@ -120,24 +113,17 @@ impl Command for SettlePurchase {
         pipeline::lock(tx, &[&stream]).await?;
         let purchase = pipeline::load::<Purchase>(tx, &stream).await?;
         let command = match self.event.status {
-            PaymentStatus::Succeeded => PurchaseCommand::MarkPaid {
-                payment_ref: self.event.payment_ref.clone(),
-            },
+            PaymentStatus::Succeeded => {
+                PurchaseCommand::MarkPaid { payment_ref: self.event.payment_ref.clone() }
+            }
             PaymentStatus::Failed => PurchaseCommand::MarkFailed {
-                reason: self
-                    .event
-                    .reason
-                    .clone()
-                    .unwrap_or_else(|| "payment failed".into()),
+                reason: self.event.reason.clone().unwrap_or_else(|| "payment failed".into()),
             },
         };
         let events = purchase.state.decide(command)?;
         let mut appends = vec![pipeline::stream_append(stream, &purchase, &events)];
         if !events.is_empty() && self.event.status == PaymentStatus::Succeeded {
-            let user = purchase
-                .state
-                .user_id
-                .ok_or_else(|| ApiError::NotFound("no such purchase".into()))?;
+            let user = purchase.state.user_id.ok_or_else(|| ApiError::NotFound("no such purchase".into()))?;
             let account_stream = user.stream();
             pipeline::lock(tx, &[&account_stream]).await?;
             let account = pipeline::load::<Account>(tx, &account_stream).await?;
@@ -145,13 +131,8 @@ impl Command for SettlePurchase {
                 // The lot is named after the purchase: one purchase, one lot.
                 lot_id: LotId(self.id.0),
                 points: purchase.state.points,
-                source: CreditSource::Purchase {
-                    purchase_id: self.id,
-                },
-                expires_at: purchase
-                    .state
-                    .points_valid_days
-                    .map(|d| ctx.now + Duration::days(d.into())),
+                source: CreditSource::Purchase { purchase_id: self.id },
+                expires_at: purchase.state.points_valid_days.map(|d| ctx.now + Duration::days(d.into())),
             })?;
             appends.push(pipeline::stream_append(account_stream, &account, &credit));
         }
@@ -172,15 +153,8 @@ impl Command for SettlePurchase {
 }
 
 /// Checks `Tally-Signature: t=<unix>,v1=<hex hmac-sha256(secret, "<t>.<body>")>`.
-pub fn verify_signature(
-    header: Option<&str>,
-    secret: &str,
-    body: &[u8],
-    now: i64,
-) -> Result<(), ApiError> {
-    let header = header.ok_or(ApiError::InvalidSignature(
-        "the Tally-Signature header is missing",
-    ))?;
+pub fn verify_signature(header: Option<&str>, secret: &str, body: &[u8], now: i64) -> Result<(), ApiError> {
+    let header = header.ok_or(ApiError::InvalidSignature("the Tally-Signature header is missing"))?;
     let malformed = ApiError::InvalidSignature("the Tally-Signature header is malformed");
     let (mut t, mut v1) = (None, Vec::new());
     for part in header.split(',') {
@@ -192,22 +166,17 @@ pub fn verify_signature(
     }
     let t = t.ok_or(malformed)?;
     if (now - t).abs() > SIGNATURE_TOLERANCE_SECS {
-        return Err(ApiError::InvalidSignature(
-            "the signature timestamp is outside the tolerance",
-        ));
+        return Err(ApiError::InvalidSignature("the signature timestamp is outside the tolerance"));
     }
-    let matches = v1
-        .iter()
-        .filter_map(|sig| hex::decode(sig).ok())
-        .any(|sig| {
-            let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
-                return false;
-            };
-            mac.update(t.to_string().as_bytes());
-            mac.update(b".");
-            mac.update(body);
-            mac.verify_slice(&sig).is_ok()
-        });
+    let matches = v1.iter().filter_map(|sig| hex::decode(sig).ok()).any(|sig| {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+            return false;
+        };
+        mac.update(t.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        mac.verify_slice(&sig).is_ok()
+    });
     if matches {
         Ok(())
     } else {
@@ -220,24 +189,14 @@ pub async fn payment_webhook(
     state: web::Data<AppState>,
     raw: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let header = req
-        .headers()
-        .get("tally-signature")
-        .and_then(|v| v.to_str().ok());
-    verify_signature(
-        header,
-        &state.webhook_secret.0,
-        &raw,
-        chrono::Utc::now().timestamp(),
-    )?;
+    let header = req.headers().get("tally-signature").and_then(|v| v.to_str().ok());
+    verify_signature(header, &state.webhook_secret.0, &raw, chrono::Utc::now().timestamp())?;
     let event: PaymentEvent = parse_json(&raw)?;
     if event.payment_ref.trim().is_empty() || event.payment_ref.len() > 200 {
-        return Err(ApiError::Validation(
-            "payment_ref must be 1 to 200 characters".into(),
-        ));
+        return Err(ApiError::Validation("payment_ref must be 1 to 200 characters".into()));
     }
-    let id = PurchaseId::parse(&event.purchase_id)
-        .ok_or_else(|| ApiError::NotFound("no such purchase".into()))?;
+    let id =
+        PurchaseId::parse(&event.purchase_id).ok_or_else(|| ApiError::NotFound("no such purchase".into()))?;
     let idempotency = IdempotencyKey::from_request(&req, "payment-provider".into(), &raw)?;
     let mut ctx = Context::new(&req, "SettlePurchase", None, "payment_provider");
     ctx.actor = Actor::system("payment_provider");

@@ -38,24 +38,17 @@ impl Command for PlaceRedemption {
         let (account_stream, product_stream) = (self.user.stream(), self.product_id.stream());
         pipeline::lock(tx, &[&account_stream, &product_stream]).await?;
         let product = pipeline::load::<Product>(tx, &product_stream).await?;
-        let cost = product
-            .state
-            .point_cost()
-            .ok_or_else(|| ApiError::NotFound("no such product".into()))?;
+        let cost = product.state.point_cost().ok_or_else(|| ApiError::NotFound("no such product".into()))?;
         let points = cost
             .checked_mul(self.quantity)
             .filter(|p| is_valid_amount(*p))
             .ok_or_else(|| ApiError::Validation("quantity is too large".into()))?;
-        let reserved = product.state.decide(ProductCommand::Reserve {
-            redemption_id: self.id,
-            quantity: self.quantity,
-        })?;
+        let reserved = product
+            .state
+            .decide(ProductCommand::Reserve { redemption_id: self.id, quantity: self.quantity })?;
         let account = pipeline::load::<Account>(tx, &account_stream).await?;
-        let debited = account.state.decide(AccountCommand::Debit {
-            redemption_id: self.id,
-            points,
-            now: ctx.now,
-        })?;
+        let debited =
+            account.state.decide(AccountCommand::Debit { redemption_id: self.id, points, now: ctx.now })?;
         let redemption_stream = self.id.stream();
         let redemption = pipeline::load::<Redemption>(tx, &redemption_stream).await?;
         let placed = redemption.state.decide(RedemptionCommand::Place {
@@ -125,9 +118,7 @@ impl Command for Settle {
         pipeline::lock(tx, &[&stream]).await?;
         let redemption = pipeline::load::<Redemption>(tx, &stream).await?;
         let settled = redemption.state.decide(self.command.clone())?;
-        let (Some(user), Some(product_id)) =
-            (redemption.state.user_id, redemption.state.product_id)
-        else {
+        let (Some(user), Some(product_id)) = (redemption.state.user_id, redemption.state.product_id) else {
             return Err(ApiError::NotFound("no such redemption".into()));
         };
         let product_stream = product_id.stream();
@@ -137,31 +128,21 @@ impl Command for Settle {
             let account_stream = user.stream();
             pipeline::lock(tx, &[&account_stream, &product_stream]).await?;
             let account = pipeline::load::<Account>(tx, &account_stream).await?;
-            let refunded = account.state.decide(AccountCommand::Refund {
-                redemption_id: self.id,
-            })?;
+            let refunded = account.state.decide(AccountCommand::Refund { redemption_id: self.id })?;
             appends.push(pipeline::stream_append(account_stream, &account, &refunded));
         } else {
             pipeline::lock(tx, &[&product_stream]).await?;
         }
         let product = pipeline::load::<Product>(tx, &product_stream).await?;
         let stock = product.state.decide(if cancelling {
-            ProductCommand::Release {
-                redemption_id: self.id,
-            }
+            ProductCommand::Release { redemption_id: self.id }
         } else {
-            ProductCommand::Ship {
-                redemption_id: self.id,
-            }
+            ProductCommand::Ship { redemption_id: self.id }
         })?;
         appends.push(pipeline::stream_append(product_stream, &product, &stock));
         let position = pipeline::append(tx, ctx, appends).await?;
         let status = if cancelling { "cancelled" } else { "fulfilled" };
-        Ok(Reply {
-            status: StatusCode::OK,
-            body: body(json!({ "id": self.id, "status": status })),
-            position,
-        })
+        Ok(Reply { status: StatusCode::OK, body: body(json!({ "id": self.id, "status": status })), position })
     }
 }
 
@@ -181,9 +162,7 @@ pub async fn cancel(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&path, RedemptionId::parse, "redemption")?;
     if input.value.reason.as_ref().is_some_and(|r| r.len() > 500) {
-        return Err(ApiError::Validation(
-            "reason must be at most 500 characters".into(),
-        ));
+        return Err(ApiError::Validation("reason must be at most 500 characters".into()));
     }
     let idempotency = IdempotencyKey::from_request(&req, caller.0.sub.to_string(), &input.raw)?;
     let ctx = Context::for_caller(&req, "CancelRedemption", &caller, Role::Admin);
@@ -206,8 +185,6 @@ pub async fn fulfil(
     let id = path_id(&path, RedemptionId::parse, "redemption")?;
     let idempotency = IdempotencyKey::from_request(&req, caller.0.sub.to_string(), &raw)?;
     let ctx = Context::for_caller(&req, "FulfilRedemption", &caller, Role::Admin);
-    let command = RedemptionCommand::Fulfil {
-        by: caller.user_id(),
-    };
+    let command = RedemptionCommand::Fulfil { by: caller.user_id() };
     pipeline::run(&state, ctx, idempotency, &Settle { id, command }).await
 }

@@ -15,58 +15,33 @@ mod embedded {
 /// A pool of `size` connections to `url`.
 pub fn pool(url: &str, size: usize) -> anyhow::Result<Pool> {
     let config: tokio_postgres::Config = url.parse().context("DATABASE_URL is not a valid URL")?;
-    let manager = Manager::from_config(
-        config,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    Pool::builder(manager)
-        .max_size(size)
-        .build()
-        .context("building the Postgres pool")
+    let manager =
+        Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    Pool::builder(manager).max_size(size).build().context("building the Postgres pool")
 }
 
 /// Applies every pending migration (idempotent; concurrent runs serialize on a lock).
 pub async fn migrate(url: &str) -> anyhow::Result<Vec<String>> {
-    let (mut client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .context("connecting to Postgres to migrate")?;
+    let (mut client, connection) =
+        tokio_postgres::connect(url, NoTls).await.context("connecting to Postgres to migrate")?;
     let conn = tokio::spawn(connection);
-    client
-        .execute("SELECT pg_advisory_lock(7361626)", &[])
-        .await?;
+    client.execute("SELECT pg_advisory_lock(7361626)", &[]).await?;
     let report = embedded::migrations::runner().run_async(&mut client).await;
-    client
-        .execute("SELECT pg_advisory_unlock(7361626)", &[])
-        .await?;
+    client.execute("SELECT pg_advisory_unlock(7361626)", &[]).await?;
     drop(client);
     let _ = conn.await;
     let report = report.context("applying migrations")?;
-    Ok(report
-        .applied_migrations()
-        .iter()
-        .map(|m| m.to_string())
-        .collect())
+    Ok(report.applied_migrations().iter().map(|m| m.to_string()).collect())
 }
 
 /// The newest migration this build knows.
 pub fn latest_migration() -> i32 {
-    embedded::migrations::runner()
-        .get_migrations()
-        .iter()
-        .map(|m| m.version() as i32)
-        .max()
-        .unwrap_or(0)
+    embedded::migrations::runner().get_migrations().iter().map(|m| m.version() as i32).max().unwrap_or(0)
 }
 
 /// Fails with a message naming the fix when the database is behind this build.
 pub async fn ensure_migrated(pool: &Pool) -> anyhow::Result<()> {
-    let client = pool
-        .get()
-        .await
-        .context("connecting to Postgres (is DATABASE_URL right?)")?;
+    let client = pool.get().await.context("connecting to Postgres (is DATABASE_URL right?)")?;
     let applied: i32 = client
         .query_opt("SELECT max(version) FROM refinery_schema_history", &[])
         .await

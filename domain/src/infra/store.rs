@@ -69,10 +69,7 @@ pub struct Actor {
 
 impl Actor {
     pub fn system(role: &str) -> Self {
-        Actor {
-            user_id: None,
-            role: role.to_owned(),
-        }
+        Actor { user_id: None, role: role.to_owned() }
     }
 }
 
@@ -124,10 +121,7 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     pub fn of(event: &RecordedEvent) -> Self {
-        Checkpoint {
-            tx_id: event.tx_id,
-            position: event.position,
-        }
+        Checkpoint { tx_id: event.tx_id, position: event.position }
     }
 
     /// The opaque token handed to clients (`X-Tally-Position`).
@@ -137,10 +131,7 @@ impl Checkpoint {
 
     pub fn parse_token(token: &str) -> Option<Self> {
         let (tx, pos) = token.trim().split_once('.')?;
-        Some(Checkpoint {
-            tx_id: tx.parse().ok()?,
-            position: pos.parse().ok()?,
-        })
+        Some(Checkpoint { tx_id: tx.parse().ok()?, position: pos.parse().ok()? })
     }
 }
 
@@ -231,11 +222,7 @@ pub async fn append(
             cols.push(a, e, v, &metadata, recorded_at, &hash);
             prev_hash = hash;
         }
-        let head = if version == NO_STREAM {
-            &mut new_heads
-        } else {
-            &mut moved_heads
-        };
+        let head = if version == NO_STREAM { &mut new_heads } else { &mut moved_heads };
         head.push(&a.stream_id, version + a.events.len() as i64, prev_hash);
     }
     if cols.stream_ids.is_empty() {
@@ -243,19 +230,12 @@ pub async fn append(
     }
 
     if !new_heads.ids.is_empty() {
-        tx.execute(
-            INSERT_STREAMS,
-            &[&new_heads.ids, &new_heads.versions, &new_heads.hashes],
-        )
-        .await
-        .map_err(|e| unique_violation_as_conflict(e, appends))?;
+        tx.execute(INSERT_STREAMS, &[&new_heads.ids, &new_heads.versions, &new_heads.hashes])
+            .await
+            .map_err(|e| unique_violation_as_conflict(e, appends))?;
     }
     if !moved_heads.ids.is_empty() {
-        tx.execute(
-            UPDATE_STREAMS,
-            &[&moved_heads.ids, &moved_heads.versions, &moved_heads.hashes],
-        )
-        .await?;
+        tx.execute(UPDATE_STREAMS, &[&moved_heads.ids, &moved_heads.versions, &moved_heads.hashes]).await?;
     }
     let rows = tx
         .query(
@@ -276,20 +256,14 @@ pub async fn append(
         .map_err(|e| unique_violation_as_conflict(e, appends))?;
     let last = rows
         .iter()
-        .map(|r| Checkpoint {
-            position: r.get(0),
-            tx_id: parse_xid(r.get(1)),
-        })
+        .map(|r| Checkpoint { position: r.get(0), tx_id: parse_xid(r.get(1)) })
         .max()
         .unwrap_or_default();
     Ok(Appended { last })
 }
 
 fn conflict(a: &StreamAppend) -> StoreError {
-    StoreError::Conflict {
-        stream_id: a.stream_id.clone(),
-        expected: a.expected_version,
-    }
+    StoreError::Conflict { stream_id: a.stream_id.clone(), expected: a.expected_version }
 }
 
 /// A concurrent writer created the same stream (or version) first.
@@ -382,9 +356,7 @@ pub async fn read_all(
            AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
          ORDER BY tx_id, position LIMIT $3"
     );
-    let rows = client
-        .query(&sql, &[&after.tx_id.to_string(), &after.position, &limit])
-        .await?;
+    let rows = client.query(&sql, &[&after.tx_id.to_string(), &after.position, &limit]).await?;
     Ok(rows.iter().map(recorded).collect())
 }
 
@@ -398,10 +370,8 @@ pub async fn safe_head(client: &impl GenericClient) -> Result<Checkpoint, StoreE
             &[],
         )
         .await?;
-    Ok(row.map_or_else(Checkpoint::default, |r| Checkpoint {
-        tx_id: parse_xid(r.get(0)),
-        position: r.get(1),
-    }))
+    Ok(row
+        .map_or_else(Checkpoint::default, |r| Checkpoint { tx_id: parse_xid(r.get(0)), position: r.get(1) }))
 }
 
 fn recorded(r: &Row) -> RecordedEvent {

@@ -5,9 +5,5 @@ use tracing_subscriber::EnvFilter;
 /// Installs the global subscriber once; later calls are no-ops (tests call it freely).
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_env_filter(filter)
-        .try_init();
+    let _ = tracing_subscriber::fmt().json().with_current_span(true).with_env_filter(filter).try_init();
 }

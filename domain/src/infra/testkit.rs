@@ -66,11 +66,7 @@ impl TestDb {
             .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
             .await
             .context("cloning the template database")?;
-        Ok(TestDb {
-            url: with_database(&admin_url, &name),
-            name,
-            admin_url,
-        })
+        Ok(TestDb { url: with_database(&admin_url, &name), name, admin_url })
     }
 
     pub async fn client(&self) -> anyhow::Result<tokio_postgres::Client> {
@@ -85,29 +81,19 @@ async fn ensure_template(
 ) -> anyhow::Result<()> {
     admin.execute("SELECT pg_advisory_lock(4242)", &[]).await?;
     let result = async {
-        let exists = admin
-            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&template])
-            .await?
-            .is_some();
+        let exists =
+            admin.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&template]).await?.is_some();
         if !exists {
             let building = format!("{template}_building");
-            admin
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {building}"))
-                .await?;
-            admin
-                .batch_execute(&format!("CREATE DATABASE {building}"))
-                .await?;
+            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {building}")).await?;
+            admin.batch_execute(&format!("CREATE DATABASE {building}")).await?;
             db::migrate(&with_database(admin_url, &building)).await?;
-            admin
-                .batch_execute(&format!("ALTER DATABASE {building} RENAME TO {template}"))
-                .await?;
+            admin.batch_execute(&format!("ALTER DATABASE {building} RENAME TO {template}")).await?;
         }
         anyhow::Ok(())
     }
     .await;
-    admin
-        .execute("SELECT pg_advisory_unlock(4242)", &[])
-        .await?;
+    admin.execute("SELECT pg_advisory_unlock(4242)", &[]).await?;
     result
 }
 
@@ -117,16 +103,10 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop may run inside a runtime; use a private one on its own thread.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             rt.block_on(async {
                 let admin = connect(&admin_url).await.ok()?;
-                admin
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await
-                    .ok()
+                admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.ok()
             })
         })
         .join();
@@ -143,10 +123,7 @@ mod tests {
             with_database("postgres://u:p@h:5/a?sslmode=disable", "b"),
             "postgres://u:p@h:5/b?sslmode=disable"
         );
-        assert_eq!(
-            with_database("postgres://u@h:5/a", "b"),
-            "postgres://u@h:5/b"
-        );
+        assert_eq!(with_database("postgres://u@h:5/a", "b"), "postgres://u@h:5/b");
         assert_eq!(with_database("postgres://u@h:5", "b"), "postgres://u@h:5/b");
     }
 }

@@ -41,9 +41,7 @@ pub struct TokenKeys {
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenKeys")
-            .field("ttl", &self.ttl)
-            .finish_non_exhaustive()
+        f.debug_struct("TokenKeys").field("ttl", &self.ttl).finish_non_exhaustive()
     }
 }
 
@@ -57,22 +55,11 @@ impl TokenKeys {
     }
 
     /// A token for `user` valid from `now` for the configured lifetime.
-    pub fn issue(
-        &self,
-        user: Uuid,
-        roles: Vec<Role>,
-        now: DateTime<Utc>,
-    ) -> (String, DateTime<Utc>) {
+    pub fn issue(&self, user: Uuid, roles: Vec<Role>, now: DateTime<Utc>) -> (String, DateTime<Utc>) {
         let expires_at = now + self.ttl;
-        let claims = Claims {
-            sub: user,
-            roles,
-            exp: expires_at.timestamp(),
-            iat: now.timestamp(),
-        };
+        let claims = Claims { sub: user, roles, exp: expires_at.timestamp(), iat: now.timestamp() };
         // HS256 signing of a serializable struct cannot fail.
-        let token =
-            encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).unwrap_or_default();
+        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).unwrap_or_default();
         (token, expires_at)
     }
 
@@ -80,12 +67,10 @@ impl TokenKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        decode::<Claims>(token, &self.decoding, &validation)
-            .map(|d| d.claims)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid,
-            })
+        decode::<Claims>(token, &self.decoding, &validation).map(|d| d.claims).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+            _ => TokenError::Invalid,
+        })
     }
 }
 
@@ -106,11 +91,7 @@ mod tests {
     #[test]
     fn an_expired_token_is_rejected_as_expired() {
         let keys = TokenKeys::new("s1", Duration::seconds(10));
-        let (t, _) = keys.issue(
-            Uuid::new_v4(),
-            vec![Role::Admin],
-            Utc::now() - Duration::hours(1),
-        );
+        let (t, _) = keys.issue(Uuid::new_v4(), vec![Role::Admin], Utc::now() - Duration::hours(1));
         assert_eq!(keys.verify(&t), Err(TokenError::Expired));
     }
 }

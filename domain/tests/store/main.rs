@@ -38,11 +38,7 @@ fn event(n: i64) -> NewEvent {
 }
 
 fn append_to(stream: &str, expected: i64, events: Vec<NewEvent>) -> StreamAppend {
-    StreamAppend {
-        stream_id: stream.into(),
-        expected_version: expected,
-        events,
-    }
+    StreamAppend { stream_id: stream.into(), expected_version: expected, events }
 }
 
 /// Appends in its own transaction and commits.
@@ -56,18 +52,13 @@ async fn append(pool: &Pool, appends: &[StreamAppend]) -> Result<Checkpoint, Sto
 
 async fn count_events(pool: &Pool) -> i64 {
     let c = pool.get().await.expect("client");
-    c.query_one("SELECT count(*) FROM es.events", &[])
-        .await
-        .expect("count")
-        .get(0)
+    c.query_one("SELECT count(*) FROM es.events", &[]).await.expect("count").get(0)
 }
 
 #[tokio::test]
 async fn two_concurrent_appends_at_the_same_version_one_wins_the_other_conflicts() {
     let (_db, pool) = setup().await;
-    append(&pool, &[append_to("s-1", 0, vec![event(0)])])
-        .await
-        .expect("first");
+    append(&pool, &[append_to("s-1", 0, vec![event(0)])]).await.expect("first");
     for round in 0..20 {
         let expected = 1 + 2 * round;
         let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
@@ -76,24 +67,14 @@ async fn two_concurrent_appends_at_the_same_version_one_wins_the_other_conflicts
                 let (pool, barrier) = (pool.clone(), barrier.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    append(
-                        &pool,
-                        &[append_to("s-1", expected, vec![event(i), event(i + 10)])],
-                    )
-                    .await
+                    append(&pool, &[append_to("s-1", expected, vec![event(i), event(i + 10)])]).await
                 })
             })
             .collect();
-        let results: Vec<_> = futures::future::join_all(tasks)
-            .await
-            .into_iter()
-            .map(|r| r.expect("task"))
-            .collect();
+        let results: Vec<_> =
+            futures::future::join_all(tasks).await.into_iter().map(|r| r.expect("task")).collect();
         let wins = results.iter().filter(|r| r.is_ok()).count();
-        let conflicts = results
-            .iter()
-            .filter(|r| matches!(r, Err(StoreError::Conflict { .. })))
-            .count();
+        let conflicts = results.iter().filter(|r| matches!(r, Err(StoreError::Conflict { .. }))).count();
         assert_eq!((wins, conflicts), (1, 1), "round {round}: {results:?}");
         // Exactly the winner's two events, never a mix of both writers.
         let c = pool.get().await.expect("client");
@@ -111,15 +92,9 @@ async fn two_concurrent_appends_at_the_same_version_one_wins_the_other_conflicts
 #[tokio::test]
 async fn a_multi_stream_append_with_one_wrong_version_writes_nothing() {
     let (_db, pool) = setup().await;
-    append(
-        &pool,
-        &[
-            append_to("a", 0, vec![event(1)]),
-            append_to("b", 0, vec![event(2)]),
-        ],
-    )
-    .await
-    .expect("seed");
+    append(&pool, &[append_to("a", 0, vec![event(1)]), append_to("b", 0, vec![event(2)])])
+        .await
+        .expect("seed");
     let result = append(
         &pool,
         &[
@@ -147,27 +122,15 @@ async fn a_reader_never_skips_an_event_whose_transaction_commits_late() {
     let a_tx = a_client.transaction().await.expect("tx");
     let a_event = event(-1);
     let a_id = a_event.event_id;
-    store::append(
-        &*a_tx,
-        &[append_to("late", 0, vec![a_event])],
-        &meta(),
-        Utc::now(),
-    )
-    .await
-    .expect("A appends");
+    store::append(&*a_tx, &[append_to("late", 0, vec![a_event])], &meta(), Utc::now())
+        .await
+        .expect("A appends");
 
     // Writers B..N commit many events with higher positions.
     for i in 0..50 {
-        append(
-            &pool,
-            &[append_to(
-                &format!("early-{}", i % 5),
-                i / 5,
-                vec![event(i)],
-            )],
-        )
-        .await
-        .expect("append");
+        append(&pool, &[append_to(&format!("early-{}", i % 5), i / 5, vec![event(i)])])
+            .await
+            .expect("append");
     }
 
     // The reader reads everything it safely can and checkpoints: a position-only reader
@@ -175,7 +138,7 @@ async fn a_reader_never_skips_an_event_whose_transaction_commits_late() {
     let reader = pool.get().await.expect("reader");
     let mut seen = Vec::new();
     let mut checkpoint = Checkpoint::default();
-    read_available(&**reader, &mut checkpoint, &mut seen).await;
+    read_available(&reader, &mut checkpoint, &mut seen).await;
     assert!(!seen.contains(&a_id), "A is not committed yet");
 
     a_tx.commit().await.expect("A commits");
@@ -183,26 +146,15 @@ async fn a_reader_never_skips_an_event_whose_transaction_commits_late() {
     // a moment, so read until everything committed has arrived.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while seen.len() < 51 && tokio::time::Instant::now() < deadline {
-        read_available(&**reader, &mut checkpoint, &mut seen).await;
+        read_available(&reader, &mut checkpoint, &mut seen).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(
-        seen.contains(&a_id),
-        "the late commit is read after A commits"
-    );
+    assert!(seen.contains(&a_id), "the late commit is read after A commits");
     assert_eq!(seen.len(), 51);
-    assert_eq!(
-        seen.iter().collect::<HashSet<_>>().len(),
-        51,
-        "each event once"
-    );
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 51, "each event once");
 }
 
-async fn read_available(
-    client: &tokio_postgres::Client,
-    checkpoint: &mut Checkpoint,
-    seen: &mut Vec<Uuid>,
-) {
+async fn read_available(client: &tokio_postgres::Client, checkpoint: &mut Checkpoint, seen: &mut Vec<Uuid>) {
     loop {
         let batch = store::read_all(client, *checkpoint, 7).await.expect("read");
         let Some(last) = batch.last() else { return };
@@ -227,9 +179,7 @@ async fn concurrent_writers_with_slow_and_rolled_back_transactions_lose_nothing(
             let mut hist = Vec::new();
             loop {
                 let done = stop.load(std::sync::atomic::Ordering::SeqCst);
-                let batch = store::read_all(&**client, checkpoint, 100)
-                    .await
-                    .expect("read");
+                let batch = store::read_all(&**client, checkpoint, 100).await.expect("read");
                 for e in &batch {
                     hist.push((checkpoint, e.tx_id, e.position, e.event_id));
                 }
@@ -237,11 +187,7 @@ async fn concurrent_writers_with_slow_and_rolled_back_transactions_lose_nothing(
                     checkpoint = Checkpoint::of(last);
                 }
                 let empty = batch.is_empty();
-                seen.extend(
-                    batch
-                        .into_iter()
-                        .map(|e| (e.stream_id, e.version, e.event_id)),
-                );
+                seen.extend(batch.into_iter().map(|e| (e.stream_id, e.version, e.event_id)));
                 if done && empty {
                     return (seen, hist);
                 }
@@ -262,11 +208,7 @@ async fn concurrent_writers_with_slow_and_rolled_back_transactions_lose_nothing(
                 for i in 0..per_writer {
                     let (hold, rollback, shared) = {
                         let mut rng = rand::thread_rng();
-                        (
-                            rng.gen_ratio(1, 20),
-                            rng.gen_ratio(1, 10),
-                            rng.gen_ratio(1, 8),
-                        )
+                        (rng.gen_ratio(1, 20), rng.gen_ratio(1, 10), rng.gen_ratio(1, 8))
                     };
                     let mut client = pool.get().await.expect("client");
                     let tx = client.transaction().await.expect("tx");
@@ -276,10 +218,7 @@ async fn concurrent_writers_with_slow_and_rolled_back_transactions_lose_nothing(
                     // Sometimes also touch a stream every writer shares, racing on its version.
                     let shared_version = if shared {
                         let v: i64 = tx
-                            .query_opt(
-                                "SELECT version FROM es.streams WHERE stream_id = 'shared'",
-                                &[],
-                            )
+                            .query_opt("SELECT version FROM es.streams WHERE stream_id = 'shared'", &[])
                             .await
                             .expect("head")
                             .map_or(0, |r| r.get(0));
@@ -300,9 +239,7 @@ async fn concurrent_writers_with_slow_and_rolled_back_transactions_lose_nothing(
                             committed.push(id);
                             committed.extend(shared_version);
                         }
-                        Ok(_) | Err(StoreError::Conflict { .. }) => {
-                            tx.rollback().await.expect("rollback")
-                        }
+                        Ok(_) | Err(StoreError::Conflict { .. }) => tx.rollback().await.expect("rollback"),
                         Err(e) => panic!("append failed: {e}"),
                     }
                 }
@@ -338,10 +275,7 @@ async fn concurrent_writers_with_slow_and_rolled_back_transactions_lose_nothing(
         for (_, _, id) in &seen {
             if counts[id] > 1 {
                 let r = c
-                    .query_one(
-                        "select tx_id::text, position from es.events where event_id=$1",
-                        &[id],
-                    )
+                    .query_one("select tx_id::text, position from es.events where event_id=$1", &[id])
                     .await
                     .expect("q");
                 eprintln!("ROW {} {}", r.get::<_, &str>(0), r.get::<_, i64>(1));
@@ -349,19 +283,12 @@ async fn concurrent_writers_with_slow_and_rolled_back_transactions_lose_nothing(
         }
     }
     assert_eq!(unique.len(), seen_ids.len(), "no event is read twice");
-    assert_eq!(
-        unique, committed,
-        "every committed event is read, and no rolled-back one"
-    );
+    assert_eq!(unique, committed, "every committed event is read, and no rolled-back one");
     assert!(committed.len() > (writers * per_writer) as usize / 2);
     let mut last_version: HashMap<&str, i64> = HashMap::new();
     for (stream, version, _) in &seen {
         let prev = last_version.insert(stream, *version).unwrap_or(0);
-        assert_eq!(
-            *version,
-            prev + 1,
-            "stream {stream} arrives in version order"
-        );
+        assert_eq!(*version, prev + 1, "stream {stream} arrives in version order");
     }
 }
 
@@ -372,9 +299,7 @@ fn stop_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
 #[tokio::test]
 async fn the_events_table_rejects_update_delete_and_truncate() {
     let (_db, pool) = setup().await;
-    append(&pool, &[append_to("s", 0, vec![event(1)])])
-        .await
-        .expect("seed");
+    append(&pool, &[append_to("s", 0, vec![event(1)])]).await.expect("seed");
     let c = pool.get().await.expect("client");
     for sql in [
         "UPDATE es.events SET data = '{}'",
@@ -384,11 +309,7 @@ async fn the_events_table_rejects_update_delete_and_truncate() {
     ] {
         let err = c.batch_execute(sql).await.expect_err(sql);
         let db_err = err.as_db_error().expect("a database error");
-        assert!(
-            db_err.message().contains("append-only"),
-            "{sql}: {}",
-            db_err.message()
-        );
+        assert!(db_err.message().contains("append-only"), "{sql}: {}", db_err.message());
     }
     assert_eq!(count_events(&pool).await, 1);
 }
@@ -399,10 +320,7 @@ async fn verify_is_clean_on_an_honest_store_and_names_a_tampered_event() {
     for v in 0..3 {
         append(
             &pool,
-            &[
-                append_to("acct", v, vec![event(v)]),
-                append_to(&format!("other-{v}"), 0, vec![event(v)]),
-            ],
+            &[append_to("acct", v, vec![event(v)]), append_to(&format!("other-{v}"), 0, vec![event(v)])],
         )
         .await
         .expect("append");
@@ -420,18 +338,12 @@ async fn verify_is_clean_on_an_honest_store_and_names_a_tampered_event() {
     .expect("tamper");
     let findings = chain::verify(&**c).await.expect("verify");
     assert_eq!(findings.len(), 1, "{findings:?}");
-    assert_eq!(
-        (findings[0].stream_id.as_str(), findings[0].version),
-        ("acct", 2)
-    );
+    assert_eq!((findings[0].stream_id.as_str(), findings[0].version), ("acct", 2));
 }
 
 #[tokio::test]
 async fn checkpoint_tokens_round_trip() {
-    let cp = Checkpoint {
-        tx_id: 981,
-        position: 42,
-    };
+    let cp = Checkpoint { tx_id: 981, position: 42 };
     assert_eq!(Checkpoint::parse_token(&cp.token()), Some(cp));
     assert_eq!(Checkpoint::parse_token("42"), None);
     assert_eq!(Checkpoint::parse_token("a.b"), None);

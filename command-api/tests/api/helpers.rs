@@ -1,0 +1,205 @@
+//! `spawn_app()`: the real command API on port 0 against a fresh database, with typed
+//! request helpers.
+
+use domain::infra::config::Settings;
+use domain::infra::store;
+use domain::infra::testkit::TestDb;
+use domain::{Aggregate, DomainEvent};
+use hmac::{Hmac, Mac};
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
+const ADMIN_EMAIL: &str = "admin@test.dev";
+const ADMIN_PASSWORD: &str = "admin-password";
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub db: TestDb,
+    pub admin: String,
+    handle: actix_web::dev::ServerHandle,
+}
+
+pub struct Customer {
+    pub id: String,
+    pub token: String,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let db = TestDb::new().await.expect("test database");
+    let url = db.url.clone();
+    let settings = Settings::from_lookup(|k| match k {
+        "DATABASE_URL" => Some(url.clone()),
+        "TALLY_COMMAND_ADDR" => Some("127.0.0.1:0".into()),
+        "TALLY_JWT_SECRET" => Some("test-jwt-secret".into()),
+        "TALLY_PAYMENT_WEBHOOK_SECRET" => Some(WEBHOOK_SECRET.into()),
+        "TALLY_ADMIN_EMAIL" => Some(ADMIN_EMAIL.into()),
+        "TALLY_ADMIN_PASSWORD" => Some(ADMIN_PASSWORD.into()),
+        "TALLY_DB_POOL_SIZE" => Some("24".into()),
+        _ => None,
+    })
+    .expect("settings");
+    let app = command_api::startup::Application::build(&settings).await.expect("build app");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    tokio::spawn(app.run());
+    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client");
+    let mut app = TestApp { base, http, db, admin: String::new(), handle };
+    let login =
+        app.post("/v1/auth/login", None, json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD })).await;
+    app.admin = body(login).await["token"].as_str().expect("admin token").to_owned();
+    app
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        drop(handle.stop(false));
+    }
+}
+
+pub async fn body(res: Response) -> Value {
+    res.json().await.expect("json body")
+}
+
+/// Asserts status and problem code, and that it is problem+json.
+pub async fn assert_problem(res: Response, status: StatusCode, code: &str) {
+    let got = res.status();
+    let ct = res.headers().get("content-type").map(|v| v.to_str().unwrap_or("").to_owned());
+    let b: Value = res.json().await.unwrap_or(Value::Null);
+    assert_eq!((got, b["code"].as_str()), (status, Some(code)), "body: {b}");
+    assert_eq!(ct.as_deref(), Some("application/problem+json"));
+    assert!(b["request_id"].as_str().is_some_and(|r| !r.is_empty()), "request_id in {b}");
+}
+
+impl TestApp {
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.send(reqwest::Method::POST, path, token, Some(body.to_string()), &[]).await
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn register(&self, name: &str) -> Customer {
+        let email = format!("{name}-{}@test.dev", uuid::Uuid::new_v4().simple());
+        let res = self
+            .post(
+                "/v1/auth/register",
+                None,
+                json!({ "email": email, "password": "password123", "name": name }),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let b = body(res).await;
+        Customer {
+            id: b["user_id"].as_str().expect("id").into(),
+            token: b["token"].as_str().expect("token").into(),
+        }
+    }
+
+    pub async fn create(&self, path: &str, payload: Value) -> String {
+        let res = self.post(path, Some(&self.admin), payload).await;
+        assert_eq!(res.status(), StatusCode::CREATED, "{path}");
+        body(res).await["id"].as_str().expect("id").to_owned()
+    }
+
+    pub async fn product(&self, point_cost: i64, stock: i64) -> String {
+        let category = self.create("/v1/categories", json!({ "name": "Kitchen", "description": "" })).await;
+        self.create(
+            "/v1/products",
+            json!({ "name": "Mug", "description": "A mug", "category_id": category, "point_cost": point_cost, "initial_stock": stock }),
+        )
+        .await
+    }
+
+    pub async fn package(&self, points: i64) -> String {
+        self.create("/v1/credit-packages", json!({ "name": "Pack", "description": "", "price": "9.99", "currency": "EUR", "points": points }))
+            .await
+    }
+
+    pub async fn start_purchase(&self, customer: &Customer, package: &str) -> String {
+        let res =
+            self.post("/v1/credit-purchases", Some(&customer.token), json!({ "package_id": package })).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        body(res).await["id"].as_str().expect("id").to_owned()
+    }
+
+    pub async fn webhook(&self, payload: &Value) -> Response {
+        let raw = payload.to_string();
+        let sig = sign(WEBHOOK_SECRET, chrono::Utc::now().timestamp(), &raw);
+        self.send(
+            reqwest::Method::POST,
+            "/v1/payments/webhook",
+            None,
+            Some(raw),
+            &[("Tally-Signature", &sig)],
+        )
+        .await
+    }
+
+    /// Registers a customer and credits them `points` through a paid purchase.
+    pub async fn customer_with_points(&self, points: i64) -> Customer {
+        let c = self.register("buyer").await;
+        let package = self.package(points).await;
+        let purchase = self.start_purchase(&c, &package).await;
+        let res = self
+            .webhook(&json!({ "purchase_id": purchase, "status": "succeeded", "payment_ref": "pay-1" }))
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        c
+    }
+
+    /// The aggregate folded straight from the event store.
+    pub async fn fold<A: Aggregate>(&self, stream: &str) -> A {
+        let client = self.db.client().await.expect("client");
+        let events = store::read_stream(&client, stream, 0).await.expect("read");
+        let mut state = A::default();
+        for e in &events {
+            state.apply(&A::Event::decode(&e.event_type, &e.data).expect("decode"));
+        }
+        state
+    }
+
+    pub async fn event_count(&self) -> i64 {
+        let client = self.db.client().await.expect("client");
+        client.query_one("SELECT count(*) FROM es.events", &[]).await.expect("count").get(0)
+    }
+
+    pub async fn count_type(&self, stream: &str, event_type: &str) -> i64 {
+        let client = self.db.client().await.expect("client");
+        client
+            .query_one(
+                "SELECT count(*) FROM es.events WHERE stream_id = $1 AND event_type = $2",
+                &[&stream, &event_type],
+            )
+            .await
+            .expect("count")
+            .get(0)
+    }
+}
+
+pub fn sign(secret: &str, t: i64, raw: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(format!("{t}.{raw}").as_bytes());
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
