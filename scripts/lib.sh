@@ -54,10 +54,15 @@ tally_ensure_postgres() {
   fi
   [ -n "$(pg_bindir)" ] && command -v psql >/dev/null || apt_install postgresql postgresql-client
   local bin dir; bin=$(pg_bindir); dir="$TALLY_DATA/pg"
+  mkdir -p "$TALLY_DATA"
+  if [ "$(id -u)" -eq 0 ] && ! runuser -u "$(pg_user)" -- test -x "$TALLY_DATA"; then
+    # The checkout is not reachable by the unprivileged server user: keep the cluster
+    # in a private folder of its own instead.
+    dir="/tmp/tally-pg-$(printf '%s' "$TALLY_ROOT" | md5sum | cut -c1-8)"
+  fi
   export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/tally"
   local admin="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
   if ! pg_reachable "$admin"; then
-    mkdir -p "$TALLY_DATA"
     if [ ! -f "$dir/PG_VERSION" ]; then
       log "initialising a private Postgres in $dir"
       mkdir -p "$dir"; chown "$(pg_user)" "$dir"; chmod 700 "$dir"

@@ -8,12 +8,16 @@ pub struct Cli {
     /// Machine-readable output.
     #[arg(long, global = true)]
     pub json: bool,
+    /// What to do; `run` when omitted.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The daemon. For now it serves /healthz on TALLY_PROJECTOR_ADDR until SIGTERM;
+    /// the projections themselves are issue #4.
+    Run,
     /// Apply the SQL migrations in migrations/ (idempotent).
     Migrate,
     /// Auditor commands over the event store.

@@ -11,7 +11,23 @@ async fn main() -> anyhow::Result<ExitCode> {
     telemetry::init();
     let cli = Cli::parse();
     let settings = Settings::from_env()?;
-    match cli.command {
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            db::ensure_migrated(&db::pool(&settings.database_url, 2)?).await?;
+            tracing::info!(addr = %settings.projector_addr, "projector health endpoint listening");
+            actix_web::HttpServer::new(|| {
+                actix_web::App::new().route(
+                    "/healthz",
+                    actix_web::web::get().to(|| async {
+                        actix_web::HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+                    }),
+                )
+            })
+            .bind(&settings.projector_addr)?
+            .run()
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate => {
             let applied = db::migrate(&settings.database_url).await?;
             if cli.json {
