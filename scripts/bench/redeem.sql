@@ -1,0 +1,23 @@
+-- pgbench equivalent of one redemption as the command API runs it: lock the account and
+-- product heads, read both streams, insert the redemption head, move the two heads,
+-- insert three events. (Accounts/products are the bench_append seed streams.)
+\set a random(1, 1000)
+\set p random(1, 1000)
+BEGIN;
+SELECT stream_id, version FROM es.streams
+ WHERE stream_id IN ('bench-account-' || :a, 'bench-product-' || :p) ORDER BY stream_id FOR UPDATE;
+SELECT position, data FROM es.events WHERE stream_id = 'bench-product-' || :p ORDER BY version;
+SELECT position, data FROM es.events WHERE stream_id = 'bench-account-' || :a ORDER BY version;
+SELECT stream_id, version, last_hash FROM es.streams
+ WHERE stream_id IN ('bench-account-' || :a, 'bench-product-' || :p) ORDER BY stream_id FOR UPDATE;
+SELECT gen_random_uuid() AS rid \gset
+INSERT INTO es.streams (stream_id, version, last_hash) VALUES ('bench-redemption-' || :'rid', 1, sha256('r'::bytea));
+UPDATE es.streams SET version = version + 1, last_hash = sha256(last_hash)
+ WHERE stream_id = 'bench-account-' || :a RETURNING version AS av \gset
+UPDATE es.streams SET version = version + 1, last_hash = sha256(last_hash)
+ WHERE stream_id = 'bench-product-' || :p RETURNING version AS pv \gset
+INSERT INTO es.events (stream_id, version, event_id, event_type, schema_version, data, metadata, recorded_at, hash)
+SELECT s, v, gen_random_uuid(), 'BenchEvent', 1, '{"n": 1}', '{"actor": {"role": "bench"}}', now(), sha256(s::bytea)
+  FROM (VALUES ('bench-account-' || :a, :av::int8), ('bench-product-' || :p, :pv::int8),
+               ('bench-redemption-' || :'rid', 1::int8)) AS x(s, v);
+COMMIT;
