@@ -62,6 +62,9 @@ async fn main() -> anyhow::Result<()> {
         tokens.push(reg["token"].as_str().unwrap_or_default().to_owned());
     }
 
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+    actix_web::rt::spawn(conn);
+    let start: i64 = client.query_one("SELECT COALESCE(max(position), 0) FROM es.events", &[]).await?.get(0);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let products = Arc::new(products);
     let tasks: Vec<_> = tokens
@@ -105,10 +108,11 @@ async fn main() -> anyhow::Result<()> {
             .copied()
             .unwrap_or_default()
     };
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
-    actix_web::rt::spawn(conn);
     let reserved: i64 = client
-        .query_one("SELECT count(*) FROM es.events WHERE event_type = 'StockReserved'", &[])
+        .query_one(
+            "SELECT count(*) FROM es.events WHERE event_type = 'StockReserved' AND position > $1",
+            &[&start],
+        )
         .await?
         .get(0);
     println!(

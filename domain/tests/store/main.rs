@@ -348,3 +348,20 @@ async fn checkpoint_tokens_round_trip() {
     assert_eq!(Checkpoint::parse_token("42"), None);
     assert_eq!(Checkpoint::parse_token("a.b"), None);
 }
+
+#[tokio::test]
+async fn a_service_refuses_an_unmigrated_database_and_names_the_fix() {
+    use domain::infra::testkit::{admin_url, with_database};
+    let name = format!("tally_test_{}", Uuid::new_v4().simple());
+    let admin_db = with_database(&admin_url(), "postgres");
+    let (admin, conn) = tokio_postgres::connect(&admin_db, tokio_postgres::NoTls).await.expect("admin");
+    tokio::spawn(conn);
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create");
+    let pool = db::pool(&with_database(&admin_url(), &name), 2).expect("pool");
+    let err = db::ensure_migrated(&pool).await.expect_err("an empty database must be refused");
+    assert!(err.to_string().contains("projector migrate"), "{err}");
+    db::migrate(&with_database(&admin_url(), &name)).await.expect("migrate");
+    db::ensure_migrated(&pool).await.expect("a migrated database is accepted");
+    drop(pool);
+    admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.expect("drop");
+}
