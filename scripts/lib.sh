@@ -11,7 +11,7 @@ PG_PORT=${TALLY_PG_PORT:-55432}
 REDIS_PORT=${TALLY_REDIS_PORT:-56379}
 TALLY_STARTED=()
 
-log() { printf '\033[1m[tally]\033[0m %s\n' "$*" >&2; }
+log() { printf '\033[1m[tally]\033[0m %s\n' "$*" >&2 2>/dev/null || true; }
 
 apt_install() {
   log "installing Debian packages: $*"

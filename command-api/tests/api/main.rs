@@ -219,6 +219,22 @@ async fn a_failed_payment_credits_nothing_and_bad_signatures_are_refused() {
         assert_problem(res, StatusCode::UNAUTHORIZED, "invalid_signature").await;
     }
     assert_eq!(app.event_count().await, before);
+    // Correctly signed, but not JSON / not the right shape.
+    for (raw, status, code) in [
+        ("{oops", StatusCode::BAD_REQUEST, "malformed_request"),
+        (r#"{"purchase_id": "x"}"#, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+        (
+            r#"{"purchase_id": "x", "status": "maybe", "payment_ref": "p"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+    ] {
+        let sig = sign(WEBHOOK_SECRET, now, raw);
+        let headers = [("Tally-Signature", sig.as_str())];
+        let res = app.send(Method::POST, "/v1/payments/webhook", None, Some(raw.into()), &headers).await;
+        assert_problem(res, status, code).await;
+    }
+    assert_eq!(app.event_count().await, before);
     assert_eq!(app.webhook(&payload).await.status(), StatusCode::OK);
     assert_eq!(app.count_type(&format!("purchase-{purchase}"), "PurchaseFailed").await, 1);
     assert_eq!(app.count_type(&account_stream(&c.id), "PointsCredited").await, 0);
@@ -668,6 +684,186 @@ async fn bad_input_gets_the_documented_problem_and_appends_nothing() {
             "unauthenticated",
         ),
         ("POST", "/v1/payments/webhook".into(), None, "{}".into(), S::UNAUTHORIZED, "invalid_signature"),
+        ("POST", "/v1/auth/login".into(), None, "{".into(), S::BAD_REQUEST, "malformed_request"),
+        (
+            "POST",
+            "/v1/auth/login".into(),
+            None,
+            json!({"email": "a@b.c"}).to_string(),
+            S::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            "POST",
+            "/v1/auth/register".into(),
+            None,
+            json!({"email": "a@b.c"}).to_string(),
+            S::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        ("POST", "/v1/auth/register".into(), None, huge.clone(), S::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        (
+            "POST",
+            format!("/v1/users/{unknown}/roles"),
+            Some(&admin),
+            json!({"role": "auditor"}).to_string(),
+            S::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "POST",
+            "/v1/users/42/roles".into(),
+            Some(&admin),
+            json!({"role": "auditor"}).to_string(),
+            S::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "PATCH",
+            format!("/v1/products/{product}"),
+            Some(&customer),
+            json!({"name": "y"}).to_string(),
+            S::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            "PATCH",
+            format!("/v1/products/{product}"),
+            Some(&admin),
+            json!({"point_cost": "ten"}).to_string(),
+            S::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            "POST",
+            format!("/v1/products/{unknown}/delist"),
+            Some(&admin),
+            "{}".into(),
+            S::NOT_FOUND,
+            "not_found",
+        ),
+        ("POST", "/v1/products/xyz/relist".into(), Some(&admin), "{}".into(), S::NOT_FOUND, "not_found"),
+        (
+            "POST",
+            format!("/v1/products/{product}/delist"),
+            Some(&customer),
+            "{}".into(),
+            S::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            "POST",
+            format!("/v1/products/{product}/stock"),
+            Some(&customer),
+            json!({"kind": "receive", "quantity": 1, "reason": "r"}).to_string(),
+            S::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            "POST",
+            format!("/v1/products/{product}/stock"),
+            Some(&admin),
+            json!({"kind": "receive", "quantity": 5}).to_string(),
+            S::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            "POST",
+            format!("/v1/products/{unknown}/stock"),
+            Some(&admin),
+            json!({"kind": "receive", "quantity": 5, "reason": "r"}).to_string(),
+            S::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "POST",
+            "/v1/credit-packages".into(),
+            Some(&customer),
+            json!({"name": "p", "price": "1", "currency": "EUR", "points": 5}).to_string(),
+            S::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            "POST",
+            "/v1/credit-packages".into(),
+            Some(&admin),
+            json!({"name": "p", "price": "1", "currency": "euro", "points": 5}).to_string(),
+            S::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            "POST",
+            "/v1/credit-packages".into(),
+            Some(&admin),
+            json!({"name": "p", "price": 1.5, "currency": "EUR"}).to_string(),
+            S::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            "POST",
+            format!("/v1/credit-packages/{package}/retire"),
+            Some(&customer),
+            "{}".into(),
+            S::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            "POST",
+            "/v1/credit-purchases".into(),
+            None,
+            json!({"package_id": package}).to_string(),
+            S::UNAUTHORIZED,
+            "unauthenticated",
+        ),
+        (
+            "POST",
+            "/v1/credit-purchases".into(),
+            Some(&customer),
+            json!({"package_id": 7}).to_string(),
+            S::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        ("POST", "/v1/redemptions/42/fulfil".into(), Some(&admin), "{}".into(), S::NOT_FOUND, "not_found"),
+        (
+            "POST",
+            format!("/v1/redemptions/{unknown}/cancel"),
+            Some(&customer),
+            json!({"reason": 5}).to_string(),
+            S::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            "POST",
+            "/v1/accounts/not-a-user/adjustments".into(),
+            Some(&admin),
+            json!({"delta": 5, "reason": "r"}).to_string(),
+            S::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "POST",
+            format!("/v1/accounts/{}/adjustments", c.id),
+            Some(&admin),
+            json!({"delta": 1e300, "reason": "r"}).to_string(),
+            S::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            "POST",
+            "/v1/interactions".into(),
+            Some(&admin),
+            json!({"product_id": product, "kind": "view"}).to_string(),
+            S::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            "POST",
+            "/v1/interactions".into(),
+            Some(&customer),
+            "[]".into(),
+            S::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
         ("GET", "/v1/nothing-here".into(), None, String::new(), S::NOT_FOUND, "not_found"),
     ];
     let before = app.event_count().await;
