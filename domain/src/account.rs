@@ -93,14 +93,14 @@ impl AccountEvent {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lot {
     pub id: LotId,
     pub remaining: i64,
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Account {
     pub user_id: Option<UserId>,
     /// In credit order.
@@ -153,6 +153,8 @@ impl Account {
 fn is_expired(lot: &Lot, now: DateTime<Utc>) -> bool {
     lot.expires_at.is_some_and(|t| t <= now)
 }
+
+impl crate::Snapshot for Account {}
 
 impl Aggregate for Account {
     type Event = AccountEvent;

@@ -66,3 +66,10 @@ pub trait Decide: Aggregate {
 
     fn decide(&self, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
 }
+
+/// An aggregate whose folded state may be cached as a snapshot, for streams that grow
+/// with traffic (accounts, products). Bump `SNAPSHOT_SCHEMA` when the state's shape
+/// changes: older snapshots are then ignored and rebuilt from events.
+pub trait Snapshot: Aggregate + Serialize + DeserializeOwned + Clone {
+    const SNAPSHOT_SCHEMA: i32 = 1;
+}

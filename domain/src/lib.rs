@@ -21,5 +21,5 @@ mod event;
 #[cfg(test)]
 mod testing;
 
-pub use event::{Aggregate, Decide, DomainEvent, EventCodecError};
+pub use event::{Aggregate, Decide, DomainEvent, EventCodecError, Snapshot};
 pub use ids::*;

@@ -94,7 +94,7 @@ pub enum ProductEvent {
 
 impl DomainEvent for ProductEvent {}
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Product {
     pub id: Option<ProductId>,
     pub details: Option<ProductDetails>,
@@ -113,6 +113,8 @@ impl Product {
         self.details.as_ref().map(|d| d.point_cost)
     }
 }
+
+impl crate::Snapshot for Product {}
 
 impl Aggregate for Product {
     type Event = ProductEvent;

@@ -36,7 +36,7 @@ impl Command for Adjust {
     async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
         let stream = self.user.stream();
         pipeline::lock(tx, &[&stream]).await?;
-        let account = pipeline::load::<Account>(tx, &stream).await?;
+        let account = pipeline::load_snapshotted::<Account>(tx, &stream).await?;
         let events = account.state.decide(AccountCommand::Adjust {
             delta: self.input.delta,
             reason: self.input.reason.trim().to_owned(),
@@ -48,7 +48,9 @@ impl Command for Adjust {
         let mut after = account.state.clone();
         events.iter().for_each(|e| after.apply(e));
         let position =
-            pipeline::append(tx, ctx, vec![pipeline::stream_append(stream, &account, &events)]).await?;
+            pipeline::append(tx, ctx, vec![pipeline::stream_append(stream.clone(), &account, &events)])
+                .await?;
+        pipeline::snapshot_if_due(tx, &stream, &account, &events, position).await?;
         Ok(Reply {
             status: StatusCode::CREATED,
             body: body(
@@ -87,7 +89,7 @@ struct Record(RecordInteraction);
 
 impl Command for Record {
     async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
-        let product = pipeline::load::<Product>(tx, &self.0.product_id.stream()).await?;
+        let product = pipeline::load_snapshotted::<Product>(tx, &self.0.product_id.stream()).await?;
         if !product.exists() {
             return Err(ApiError::NotFound("no such product".into()));
         }
@@ -95,7 +97,7 @@ impl Command for Record {
         // The stream only ever grows and its state is empty: read its version, not its events.
         let versions = domain::infra::store::lock_streams(tx, &[&stream]).await?;
         let version = versions.get(&stream).copied().unwrap_or(0);
-        let loaded = pipeline::Loaded { state: Interactions, version, last: None };
+        let loaded = pipeline::Loaded { state: Interactions, version, last: None, snapshot_version: 0 };
         let Ok(events) = loaded.state.decide(self.0.clone());
         let position =
             pipeline::append(tx, ctx, vec![pipeline::stream_append(stream, &loaded, &events)]).await?;

@@ -109,7 +109,7 @@ impl Command for ListProduct {
     async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
         require_category(tx, self.details.category_id).await?;
         let stream = self.id.stream();
-        let loaded = pipeline::load::<Product>(tx, &stream).await?;
+        let loaded = pipeline::load_snapshotted::<Product>(tx, &stream).await?;
         let events = loaded.state.decide(ProductCommand::List {
             product_id: self.id,
             details: self.details.clone(),
@@ -159,10 +159,12 @@ impl Command for OnProduct {
         }
         let stream = self.id.stream();
         pipeline::lock(tx, &[&stream]).await?;
-        let loaded = pipeline::load::<Product>(tx, &stream).await?;
+        let loaded = pipeline::load_snapshotted::<Product>(tx, &stream).await?;
         let events = loaded.state.decide(self.command.clone())?;
         let position =
-            pipeline::append(tx, ctx, vec![pipeline::stream_append(stream, &loaded, &events)]).await?;
+            pipeline::append(tx, ctx, vec![pipeline::stream_append(stream.clone(), &loaded, &events)])
+                .await?;
+        pipeline::snapshot_if_due(tx, &stream, &loaded, &events, position).await?;
         let mut after = loaded.state;
         for e in &events {
             domain::Aggregate::apply(&mut after, e);

@@ -126,7 +126,7 @@ impl Command for SettlePurchase {
             let user = purchase.state.user_id.ok_or_else(|| ApiError::NotFound("no such purchase".into()))?;
             let account_stream = user.stream();
             pipeline::lock(tx, &[&account_stream]).await?;
-            let account = pipeline::load::<Account>(tx, &account_stream).await?;
+            let account = pipeline::load_snapshotted::<Account>(tx, &account_stream).await?;
             let credit = account.state.decide(AccountCommand::Credit {
                 // The lot is named after the purchase: one purchase, one lot.
                 lot_id: LotId(self.id.0),

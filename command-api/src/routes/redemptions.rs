@@ -37,7 +37,7 @@ impl Command for PlaceRedemption {
     async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
         let (account_stream, product_stream) = (self.user.stream(), self.product_id.stream());
         pipeline::lock(tx, &[&account_stream, &product_stream]).await?;
-        let product = pipeline::load::<Product>(tx, &product_stream).await?;
+        let product = pipeline::load_snapshotted::<Product>(tx, &product_stream).await?;
         let cost = product.state.point_cost().ok_or_else(|| ApiError::NotFound("no such product".into()))?;
         let points = cost
             .checked_mul(self.quantity)
@@ -46,7 +46,7 @@ impl Command for PlaceRedemption {
         let reserved = product
             .state
             .decide(ProductCommand::Reserve { redemption_id: self.id, quantity: self.quantity })?;
-        let account = pipeline::load::<Account>(tx, &account_stream).await?;
+        let account = pipeline::load_snapshotted::<Account>(tx, &account_stream).await?;
         let debited =
             account.state.decide(AccountCommand::Debit { redemption_id: self.id, points, now: ctx.now })?;
         let redemption_stream = self.id.stream();
@@ -64,12 +64,14 @@ impl Command for PlaceRedemption {
             tx,
             ctx,
             vec![
-                pipeline::stream_append(account_stream, &account, &debited),
-                pipeline::stream_append(product_stream, &product, &reserved),
+                pipeline::stream_append(account_stream.clone(), &account, &debited),
+                pipeline::stream_append(product_stream.clone(), &product, &reserved),
                 pipeline::stream_append(redemption_stream, &redemption, &placed),
             ],
         )
         .await?;
+        pipeline::snapshot_if_due(tx, &account_stream, &account, &debited, position).await?;
+        pipeline::snapshot_if_due(tx, &product_stream, &product, &reserved, position).await?;
         Ok(Reply {
             status: StatusCode::CREATED,
             body: body(json!({
@@ -124,23 +126,29 @@ impl Command for Settle {
         let product_stream = product_id.stream();
         let mut appends = vec![pipeline::stream_append(stream, &redemption, &settled)];
         let cancelling = matches!(self.command, RedemptionCommand::Cancel { .. });
-        if cancelling {
+        let refund = if cancelling {
             let account_stream = user.stream();
             pipeline::lock(tx, &[&account_stream, &product_stream]).await?;
-            let account = pipeline::load::<Account>(tx, &account_stream).await?;
+            let account = pipeline::load_snapshotted::<Account>(tx, &account_stream).await?;
             let refunded = account.state.decide(AccountCommand::Refund { redemption_id: self.id })?;
-            appends.push(pipeline::stream_append(account_stream, &account, &refunded));
+            appends.push(pipeline::stream_append(account_stream.clone(), &account, &refunded));
+            Some((account_stream, account, refunded))
         } else {
             pipeline::lock(tx, &[&product_stream]).await?;
-        }
-        let product = pipeline::load::<Product>(tx, &product_stream).await?;
+            None
+        };
+        let product = pipeline::load_snapshotted::<Product>(tx, &product_stream).await?;
         let stock = product.state.decide(if cancelling {
             ProductCommand::Release { redemption_id: self.id }
         } else {
             ProductCommand::Ship { redemption_id: self.id }
         })?;
-        appends.push(pipeline::stream_append(product_stream, &product, &stock));
+        appends.push(pipeline::stream_append(product_stream.clone(), &product, &stock));
         let position = pipeline::append(tx, ctx, appends).await?;
+        if let Some((account_stream, account, refunded)) = &refund {
+            pipeline::snapshot_if_due(tx, account_stream, account, refunded, position).await?;
+        }
+        pipeline::snapshot_if_due(tx, &product_stream, &product, &stock, position).await?;
         let status = if cancelling { "cancelled" } else { "fulfilled" };
         Ok(Reply { status: StatusCode::OK, body: body(json!({ "id": self.id, "status": status })), position })
     }

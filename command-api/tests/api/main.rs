@@ -876,3 +876,63 @@ async fn bad_input_gets_the_documented_problem_and_appends_nothing() {
     }
     assert_eq!(app.event_count().await, before, "a rejected command appended something");
 }
+
+#[tokio::test]
+async fn long_streams_load_from_snapshots_that_agree_with_the_events() {
+    let app = spawn_app().await;
+    let product = app.product(1, 1000).await;
+    let c = app.customer_with_points(1000).await;
+    let mut ids = Vec::new();
+    for _ in 0..150 {
+        let res = app
+            .post("/v1/redemptions", Some(&c.token), json!({ "product_id": product, "quantity": 1 }))
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        ids.push(body(res).await["id"].as_str().expect("id").to_owned());
+    }
+    let client = app.db.client().await.expect("client");
+    let snapshots: i64 = client
+        .query_one(
+            "SELECT count(*) FROM es.snapshots WHERE stream_id = ANY($1)",
+            &[&vec![account_stream(&c.id), product_stream(&product)]],
+        )
+        .await
+        .expect("snapshots")
+        .get(0);
+    assert_eq!(snapshots, 2, "both streams passed the snapshot threshold");
+
+    // Cancelling the first redemption needs its allocations, which only the snapshot
+    // (not the events read after it) still carries.
+    let res = app.post(&format!("/v1/redemptions/{}/cancel", ids[0]), Some(&c.token), json!({})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res =
+        app.post("/v1/redemptions", Some(&c.token), json!({ "product_id": product, "quantity": 1 })).await;
+    assert_eq!(body(res).await["balance_after"].as_i64(), Some(1000 - 150));
+
+    let account: Account = app.fold(&account_stream(&c.id)).await;
+    let product_state: Product = app.fold(&product_stream(&product)).await;
+    assert_eq!(account.balance(), 850);
+    assert_eq!((product_state.reserved, product_state.available()), (150, 850));
+    assert!(snapshot_matches_prefix::<Account>(&client, &account_stream(&c.id)).await);
+    assert!(snapshot_matches_prefix::<Product>(&client, &product_stream(&product)).await);
+}
+
+/// The stored snapshot equals the fold of exactly the events it says it covers.
+async fn snapshot_matches_prefix<A>(client: &tokio_postgres::Client, stream: &str) -> bool
+where
+    A: domain::Aggregate + serde::Serialize,
+{
+    use domain::DomainEvent;
+    let row = client
+        .query_one("SELECT version, state FROM es.snapshots WHERE stream_id = $1", &[&stream])
+        .await
+        .expect("snapshot");
+    let version: i64 = row.get(0);
+    let events = domain::infra::store::read_stream(client, stream, 0).await.expect("events");
+    let mut state = A::default();
+    for e in events.iter().take_while(|e| e.version <= version) {
+        state.apply(&A::Event::decode(&e.event_type, &e.data).expect("decode"));
+    }
+    assert!(version >= 64, "{stream}: snapshot at {version}");
+    row.get::<_, serde_json::Value>(1) == serde_json::to_value(&state).expect("json")
+}
