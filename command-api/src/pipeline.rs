@@ -270,12 +270,19 @@ pub async fn load_snapshotted<A: Snapshot>(
     tx: &Transaction<'_>,
     stream_id: &str,
 ) -> Result<Loaded<A>, ApiError> {
-    let row = tx
-        .query_opt(
-            "SELECT version, state, last_tx, last_pos FROM es.snapshots WHERE stream_id = $1 AND schema = $2",
-            &[&stream_id, &A::SNAPSHOT_SCHEMA],
-        )
-        .await?;
+    // Both reads go out together (pipelined on the connection): the events query
+    // starts after the snapshot's version itself, so a short stream costs no extra trip.
+    // The stream is locked, so no snapshot can be written between the two.
+    let schema = A::SNAPSHOT_SCHEMA;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&stream_id, &schema];
+    let snapshot_query = tx.query_opt(
+        "SELECT version, state, last_tx, last_pos FROM es.snapshots WHERE stream_id = $1 AND schema = $2",
+        &params,
+    );
+    let events_query = store::read_stream_after_snapshot(tx, stream_id, A::SNAPSHOT_SCHEMA);
+    let (row, events) = futures::future::join(snapshot_query, events_query).await;
+    let (row, events) = (row?, events?);
+    let had_snapshot = row.is_some();
     let snapshot = row.and_then(|r| {
         let state = serde_json::from_value::<A>(r.get(1)).ok()?;
         let last = Checkpoint { tx_id: r.get::<_, &str>(2).parse().ok()?, position: r.get(3) };
@@ -285,7 +292,12 @@ pub async fn load_snapshotted<A: Snapshot>(
         Some((v, state, last)) => (v, state, Some(last)),
         None => (0, A::default(), None),
     };
-    let events = store::read_stream(tx, stream_id, snapshot_version).await?;
+    // A snapshot that no longer decodes is ignored: fold the whole stream instead.
+    let events = if had_snapshot && snapshot_version == 0 {
+        store::read_stream(tx, stream_id, 0).await?
+    } else {
+        events
+    };
     for e in &events {
         let event = A::Event::decode(&e.event_type, &e.data).map_err(|e| ApiError::Unexpected(e.into()))?;
         state.apply(&event);

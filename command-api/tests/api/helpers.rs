@@ -4,7 +4,7 @@
 use domain::infra::config::Settings;
 use domain::infra::store;
 use domain::infra::testkit::TestDb;
-use domain::{Aggregate, DomainEvent};
+use domain::{Aggregate, DomainEvent, ProductId, UserId};
 use hmac::{Hmac, Mac};
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
@@ -202,4 +202,12 @@ pub fn sign(secret: &str, t: i64, raw: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
     mac.update(format!("{t}.{raw}").as_bytes());
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+pub fn product_stream(id: &str) -> String {
+    ProductId::parse(id).expect("uuid").stream()
+}
+
+pub fn account_stream(id: &str) -> String {
+    UserId::parse(id).expect("uuid").stream()
 }

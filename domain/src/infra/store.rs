@@ -339,6 +339,22 @@ pub async fn read_stream(
     Ok(rows.iter().map(recorded).collect())
 }
 
+/// One stream's events after its snapshot of `schema` (all of them when there is none),
+/// in one statement, so a snapshotted load reads snapshot and tail in one round trip.
+pub async fn read_stream_after_snapshot(
+    client: &impl GenericClient,
+    stream_id: &str,
+    schema: i32,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM es.events WHERE stream_id = $1 AND version > COALESCE( \
+           (SELECT version FROM es.snapshots WHERE stream_id = $1 AND schema = $2), 0) \
+         ORDER BY version"
+    );
+    let rows = client.query(&sql, &[&stream_id, &schema]).await?;
+    Ok(rows.iter().map(recorded).collect())
+}
+
 /// The next `limit` committed events after `after`, in the safe global order.
 ///
 /// Only transactions older than the oldest one still in flight are read, so an event

@@ -1,0 +1,115 @@
+//! Every command endpoint refuses bad input with the documented problem and appends nothing.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+/// method, path, bearer token, body, expected status, expected problem code
+type Case<'a> = (&'a str, String, Option<&'a str>, String, StatusCode, &'a str);
+
+#[tokio::test]
+async fn bad_input_gets_the_documented_problem_and_appends_nothing() {
+    let app = spawn_app().await;
+    let c = app.customer_with_points(100).await;
+    let product = app.product(10, 5).await;
+    let package = app.package(10).await;
+    let (admin, customer) = (app.admin.clone(), c.token.clone());
+    let keys = domain::infra::token::TokenKeys::new("test-jwt-secret", chrono::Duration::seconds(1));
+    let (expired, _) = keys.issue(
+        uuid::Uuid::new_v4(),
+        vec![domain::Role::Admin],
+        chrono::Utc::now() - chrono::Duration::hours(1),
+    );
+    let forged = domain::infra::token::TokenKeys::new("not-the-secret", chrono::Duration::hours(1))
+        .issue(uuid::Uuid::new_v4(), vec![domain::Role::Admin], chrono::Utc::now())
+        .0;
+    let huge = format!("{{\"name\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    let unknown = uuid::Uuid::new_v4().to_string();
+    use StatusCode as S;
+    #[rustfmt::skip]
+    let cases: Vec<Case> = vec![
+        ("POST", "/v1/redemptions".into(), Some(&customer), "{not json".into(), S::BAD_REQUEST, "malformed_request"),
+        ("POST", "/v1/redemptions".into(), Some(&customer), json!({"product_id": product, "quantity": "two"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/redemptions".into(), Some(&customer), json!({"product_id": product}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/redemptions".into(), Some(&customer), json!({"product_id": product, "quantity": 0}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/redemptions".into(), Some(&customer), json!({"product_id": product, "quantity": -3}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/redemptions".into(), Some(&customer), json!({"product_id": product, "quantity": 99999999999999999i64}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/redemptions".into(), Some(&customer), json!({"product_id": product, "quantity": 1e30}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/redemptions".into(), Some(&customer), json!({"product_id": "nope", "quantity": 1}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/redemptions".into(), Some(&customer), json!({"product_id": unknown, "quantity": 1}).to_string(), S::NOT_FOUND, "not_found"),
+        ("POST", "/v1/redemptions".into(), Some(&customer), huge.clone(), S::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        ("POST", "/v1/redemptions".into(), None, json!({"product_id": product, "quantity": 1}).to_string(), S::UNAUTHORIZED, "unauthenticated"),
+        ("POST", "/v1/redemptions".into(), Some(&expired), json!({"product_id": product, "quantity": 1}).to_string(), S::UNAUTHORIZED, "unauthenticated"),
+        ("POST", "/v1/redemptions".into(), Some(&forged), json!({"product_id": product, "quantity": 1}).to_string(), S::UNAUTHORIZED, "unauthenticated"),
+        ("POST", "/v1/redemptions".into(), Some(&admin), json!({"product_id": product, "quantity": 1}).to_string(), S::FORBIDDEN, "forbidden"),
+        ("POST", "/v1/redemptions/not-a-uuid/cancel".into(), Some(&customer), "{}".into(), S::NOT_FOUND, "not_found"),
+        ("POST", format!("/v1/redemptions/{unknown}/cancel"), Some(&customer), "{}".into(), S::NOT_FOUND, "not_found"),
+        ("POST", format!("/v1/redemptions/{unknown}/fulfil"), Some(&admin), "{}".into(), S::NOT_FOUND, "not_found"),
+        ("POST", "/v1/categories".into(), Some(&customer), json!({"name": "x"}).to_string(), S::FORBIDDEN, "forbidden"),
+        ("POST", "/v1/categories".into(), Some(&admin), json!({"name": ""}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/categories".into(), Some(&admin), json!({"name": 5}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/categories".into(), Some(&admin), huge.clone(), S::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        ("POST", "/v1/products".into(), Some(&admin), json!({"name": "x", "category_id": unknown, "point_cost": 5}).to_string(), S::NOT_FOUND, "not_found"),
+        ("POST", "/v1/products".into(), Some(&admin), json!({"name": "x", "category_id": unknown, "point_cost": -5}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/products".into(), Some(&admin), json!({"name": "x", "point_cost": 5}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("PATCH", format!("/v1/products/{product}"), Some(&admin), json!({"point_cost": 0}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("PATCH", format!("/v1/products/{product}"), Some(&admin), "{}".into(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("PATCH", format!("/v1/products/{unknown}"), Some(&admin), json!({"name": "y"}).to_string(), S::NOT_FOUND, "not_found"),
+        ("POST", format!("/v1/products/{product}/stock"), Some(&admin), json!({"kind": "receive", "quantity": 0, "reason": "r"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", format!("/v1/products/{product}/stock"), Some(&admin), json!({"kind": "adjust", "quantity": -6, "reason": "lost"}).to_string(), S::UNPROCESSABLE_ENTITY, "out_of_stock"),
+        ("POST", format!("/v1/products/{product}/stock"), Some(&admin), json!({"kind": "steal", "quantity": 1, "reason": "r"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", format!("/v1/products/{product}/relist"), Some(&admin), "{}".into(), S::UNPROCESSABLE_ENTITY, "invalid_state"),
+        ("POST", "/v1/credit-packages".into(), Some(&admin), json!({"name": "p", "price": "-1", "currency": "EUR", "points": 5}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/credit-packages".into(), Some(&admin), json!({"name": "p", "price": "1", "currency": "EUR", "points": 0}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", format!("/v1/credit-packages/{unknown}/retire"), Some(&admin), "{}".into(), S::NOT_FOUND, "not_found"),
+        ("POST", "/v1/credit-purchases".into(), Some(&customer), json!({"package_id": unknown}).to_string(), S::NOT_FOUND, "not_found"),
+        ("POST", "/v1/credit-purchases".into(), Some(&admin), json!({"package_id": package}).to_string(), S::FORBIDDEN, "forbidden"),
+        ("POST", format!("/v1/accounts/{unknown}/adjustments"), Some(&admin), json!({"delta": 5, "reason": "r"}).to_string(), S::NOT_FOUND, "not_found"),
+        ("POST", format!("/v1/accounts/{}/adjustments", c.id), Some(&admin), json!({"delta": 0, "reason": "r"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", format!("/v1/users/{}/roles", c.id), Some(&admin), json!({"role": "emperor"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", format!("/v1/users/{}/roles", c.id), Some(&customer), json!({"role": "admin"}).to_string(), S::FORBIDDEN, "forbidden"),
+        ("POST", "/v1/interactions".into(), Some(&customer), json!({"product_id": product, "kind": "stare"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/interactions".into(), Some(&customer), json!({"product_id": unknown, "kind": "view"}).to_string(), S::NOT_FOUND, "not_found"),
+        ("POST", "/v1/auth/register".into(), None, json!({"email": "nope", "password": "password123", "name": "n"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/auth/register".into(), None, json!({"email": "a@b.c", "password": "short", "name": "n"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/auth/login".into(), None, json!({"email": "admin@test.dev", "password": "wrong-password"}).to_string(), S::UNAUTHORIZED, "unauthenticated"),
+        ("POST", "/v1/payments/webhook".into(), None, "{}".into(), S::UNAUTHORIZED, "invalid_signature"),
+        ("POST", "/v1/auth/login".into(), None, "{".into(), S::BAD_REQUEST, "malformed_request"),
+        ("POST", "/v1/auth/login".into(), None, json!({"email": "a@b.c"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/auth/register".into(), None, json!({"email": "a@b.c"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/auth/register".into(), None, huge.clone(), S::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        ("POST", format!("/v1/users/{unknown}/roles"), Some(&admin), json!({"role": "auditor"}).to_string(), S::NOT_FOUND, "not_found"),
+        ("POST", "/v1/users/42/roles".into(), Some(&admin), json!({"role": "auditor"}).to_string(), S::NOT_FOUND, "not_found"),
+        ("PATCH", format!("/v1/products/{product}"), Some(&customer), json!({"name": "y"}).to_string(), S::FORBIDDEN, "forbidden"),
+        ("PATCH", format!("/v1/products/{product}"), Some(&admin), json!({"point_cost": "ten"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", format!("/v1/products/{unknown}/delist"), Some(&admin), "{}".into(), S::NOT_FOUND, "not_found"),
+        ("POST", "/v1/products/xyz/relist".into(), Some(&admin), "{}".into(), S::NOT_FOUND, "not_found"),
+        ("POST", format!("/v1/products/{product}/delist"), Some(&customer), "{}".into(), S::FORBIDDEN, "forbidden"),
+        ("POST", format!("/v1/products/{product}/stock"), Some(&customer), json!({"kind": "receive", "quantity": 1, "reason": "r"}).to_string(), S::FORBIDDEN, "forbidden"),
+        ("POST", format!("/v1/products/{product}/stock"), Some(&admin), json!({"kind": "receive", "quantity": 5}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", format!("/v1/products/{unknown}/stock"), Some(&admin), json!({"kind": "receive", "quantity": 5, "reason": "r"}).to_string(), S::NOT_FOUND, "not_found"),
+        ("POST", "/v1/credit-packages".into(), Some(&customer), json!({"name": "p", "price": "1", "currency": "EUR", "points": 5}).to_string(), S::FORBIDDEN, "forbidden"),
+        ("POST", "/v1/credit-packages".into(), Some(&admin), json!({"name": "p", "price": "1", "currency": "euro", "points": 5}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/credit-packages".into(), Some(&admin), json!({"name": "p", "price": 1.5, "currency": "EUR"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", format!("/v1/credit-packages/{package}/retire"), Some(&customer), "{}".into(), S::FORBIDDEN, "forbidden"),
+        ("POST", "/v1/credit-purchases".into(), None, json!({"package_id": package}).to_string(), S::UNAUTHORIZED, "unauthenticated"),
+        ("POST", "/v1/credit-purchases".into(), Some(&customer), json!({"package_id": 7}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/redemptions/42/fulfil".into(), Some(&admin), "{}".into(), S::NOT_FOUND, "not_found"),
+        ("POST", format!("/v1/redemptions/{unknown}/cancel"), Some(&customer), json!({"reason": 5}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/accounts/not-a-user/adjustments".into(), Some(&admin), json!({"delta": 5, "reason": "r"}).to_string(), S::NOT_FOUND, "not_found"),
+        ("POST", format!("/v1/accounts/{}/adjustments", c.id), Some(&admin), json!({"delta": 1e300, "reason": "r"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/interactions".into(), Some(&admin), json!({"product_id": product, "kind": "view"}).to_string(), S::FORBIDDEN, "forbidden"),
+        ("POST", "/v1/interactions".into(), Some(&customer), "[]".into(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("GET", "/v1/nothing-here".into(), None, String::new(), S::NOT_FOUND, "not_found"),
+    ];
+    let before = app.event_count().await;
+    for (method, path, token, payload, status, code) in cases {
+        let method = Method::from_bytes(method.as_bytes()).expect("method");
+        let res = app.send(method.clone(), &path, token, Some(payload), &[]).await;
+        let got = res.status();
+        let b: serde_json::Value = res.json().await.unwrap_or_default();
+        assert_eq!((got, b["code"].as_str()), (status, Some(code)), "{method} {path}: {b}");
+    }
+    assert_eq!(app.event_count().await, before, "a rejected command appended something");
+}

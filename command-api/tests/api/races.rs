@@ -1,0 +1,118 @@
+//! Concurrency: the races that must never oversell, overspend or double-credit.
+
+use std::sync::Arc;
+
+use domain::account::Account;
+use domain::product::Product;
+use futures::future::join_all;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{account_stream, assert_problem, body, product_stream, spawn_app};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_redemptions_of_ten_in_stock_sell_exactly_ten() {
+    let app = Arc::new(spawn_app().await);
+    let product = app.product(100, 10).await;
+    let customers = join_all((0..50).map(|_| app.customer_with_points(100))).await;
+    let results = join_all(customers.iter().map(|c| {
+        let (app, product) = (app.clone(), product.clone());
+        async move {
+            let res = app
+                .post("/v1/redemptions", Some(&c.token), json!({ "product_id": product, "quantity": 1 }))
+                .await;
+            let status = res.status();
+            (status, body(res).await["code"].as_str().map(str::to_owned))
+        }
+    }))
+    .await;
+    let ok = results.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
+    let sold_out = results.iter().filter(|(_, c)| c.as_deref() == Some("out_of_stock")).count();
+    assert_eq!((ok, sold_out), (10, 40), "{results:?}");
+    let p: Product = app.fold(&product_stream(&product)).await;
+    assert_eq!((p.available(), p.reserved, p.on_hand), (0, 10, 10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_concurrent_redemptions_with_points_for_five_debit_exactly_five() {
+    let app = Arc::new(spawn_app().await);
+    let product = app.product(20, 100).await;
+    let c = Arc::new(app.customer_with_points(100).await);
+    let results = join_all((0..30).map(|_| {
+        let (app, product, c) = (app.clone(), product.clone(), c.clone());
+        async move {
+            let res = app
+                .post("/v1/redemptions", Some(&c.token), json!({ "product_id": product, "quantity": 1 }))
+                .await;
+            let status = res.status();
+            (status, body(res).await["code"].as_str().map(str::to_owned))
+        }
+    }))
+    .await;
+    let ok = results.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
+    let refused = results.iter().filter(|(_, c)| c.as_deref() == Some("insufficient_points")).count();
+    assert_eq!((ok, refused), (5, 25), "{results:?}");
+    let account: Account = app.fold(&account_stream(&c.id)).await;
+    assert_eq!(account.balance(), 0);
+    let p: Product = app.fold(&product_stream(&product)).await;
+    assert_eq!(p.available(), 95);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_deliveries_of_one_webhook_credit_once() {
+    let app = Arc::new(spawn_app().await);
+    let c = app.register("buyer").await;
+    let package = app.package(250).await;
+    let purchase = app.start_purchase(&c, &package).await;
+    let payload = json!({ "purchase_id": purchase, "status": "succeeded", "payment_ref": "pay-42" });
+    let statuses = join_all((0..20).map(|_| {
+        let (app, payload) = (app.clone(), payload.clone());
+        async move { app.webhook(&payload).await.status() }
+    }))
+    .await;
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
+    assert_eq!(app.count_type(&account_stream(&c.id), "PointsCredited").await, 1);
+    let account: Account = app.fold(&account_stream(&c.id)).await;
+    assert_eq!(account.balance(), 250);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_idempotency_key_ten_times_at_once_has_one_effect() {
+    let app = Arc::new(spawn_app().await);
+    let product = app.product(10, 100).await;
+    let c = Arc::new(app.customer_with_points(100).await);
+    let raw = json!({ "product_id": product, "quantity": 2 }).to_string();
+    let responses = join_all((0..10).map(|_| {
+        let (app, c, raw) = (app.clone(), c.clone(), raw.clone());
+        async move {
+            let res = app
+                .send(
+                    Method::POST,
+                    "/v1/redemptions",
+                    Some(&c.token),
+                    Some(raw),
+                    &[("Idempotency-Key", "k-1")],
+                )
+                .await;
+            let replayed = res.headers().contains_key("idempotent-replayed");
+            let position = res.headers().get("x-tally-position").map(|v| v.to_str().unwrap_or("").to_owned());
+            (res.status(), replayed, position, body(res).await)
+        }
+    }))
+    .await;
+    assert!(responses.iter().all(|r| r.0 == StatusCode::CREATED), "{responses:?}");
+    assert_eq!(responses.iter().filter(|r| !r.1).count(), 1, "one fresh response, nine replays");
+    assert!(responses.iter().all(|r| r.3 == responses[0].3 && r.2 == responses[0].2));
+    assert_eq!(app.count_type(&account_stream(&c.id), "PointsDebited").await, 1);
+    let account: Account = app.fold(&account_stream(&c.id)).await;
+    assert_eq!(account.balance(), 80);
+
+    // The same key with another body is refused and appends nothing.
+    let before = app.event_count().await;
+    let other = json!({ "product_id": product, "quantity": 3 }).to_string();
+    let res = app
+        .send(Method::POST, "/v1/redemptions", Some(&c.token), Some(other), &[("Idempotency-Key", "k-1")])
+        .await;
+    assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused").await;
+    assert_eq!(app.event_count().await, before);
+}
