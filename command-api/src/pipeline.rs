@@ -261,15 +261,27 @@ pub async fn load<A: Aggregate>(tx: &Transaction<'_>, stream_id: &str) -> Result
     })
 }
 
+/// Whether a stream has any event (a head lookup, whatever the stream's length).
+pub async fn stream_exists(tx: &Transaction<'_>, stream_id: &str) -> Result<bool, ApiError> {
+    Ok(tx.query_opt("SELECT 1 FROM es.streams WHERE stream_id = $1", &[&stream_id]).await?.is_some())
+}
+
 /// Streams that grow with traffic are snapshotted every this many events.
 const SNAPSHOT_EVERY: i64 = 64;
 
 /// Loads a stream from its newest snapshot (if any, and of the current schema) plus
 /// the events after it, so a command's cost does not grow with the stream's length.
+///
+/// `locked` is what [`lock`] returned: a stream shorter than the snapshot interval
+/// cannot have a snapshot, so it is read with one plain query.
 pub async fn load_snapshotted<A: Snapshot>(
     tx: &Transaction<'_>,
     stream_id: &str,
+    locked: &Locked,
 ) -> Result<Loaded<A>, ApiError> {
+    if locked.get(stream_id).copied().unwrap_or(0) < SNAPSHOT_EVERY {
+        return load(tx, stream_id).await;
+    }
     // Both reads go out together (pipelined on the connection): the events query
     // starts after the snapshot's version itself, so a short stream costs no extra trip.
     // The stream is locked, so no snapshot can be written between the two.
@@ -338,10 +350,13 @@ pub async fn snapshot_if_due<A: Snapshot>(
     Ok(())
 }
 
-/// Locks the streams' heads for this transaction (sorted, so lockers never deadlock).
-pub async fn lock(tx: &Transaction<'_>, stream_ids: &[&str]) -> Result<(), ApiError> {
-    store::lock_streams(tx, stream_ids).await?;
-    Ok(())
+/// The versions of the streams a command has locked.
+pub type Locked = std::collections::HashMap<String, i64>;
+
+/// Locks the streams' heads for this transaction (sorted, so lockers never deadlock)
+/// and returns their versions.
+pub async fn lock(tx: &Transaction<'_>, stream_ids: &[&str]) -> Result<Locked, ApiError> {
+    Ok(store::lock_streams(tx, stream_ids).await?)
 }
 
 /// The events a decision produced, for one stream at its loaded version.

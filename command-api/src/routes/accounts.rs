@@ -4,7 +4,6 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::account::{Account, AccountCommand};
 use domain::interactions::{InteractionKind, Interactions, RecordInteraction};
-use domain::product::Product;
 use domain::{Aggregate, Decide, LotId, ProductId, Role, UserId};
 use serde::Deserialize;
 use serde_json::json;
@@ -35,8 +34,8 @@ struct Adjust {
 impl Command for Adjust {
     async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
         let stream = self.user.stream();
-        pipeline::lock(tx, &[&stream]).await?;
-        let account = pipeline::load_snapshotted::<Account>(tx, &stream).await?;
+        let locked = pipeline::lock(tx, &[&stream]).await?;
+        let account = pipeline::load_snapshotted::<Account>(tx, &stream, &locked).await?;
         let events = account.state.decide(AccountCommand::Adjust {
             delta: self.input.delta,
             reason: self.input.reason.trim().to_owned(),
@@ -89,8 +88,7 @@ struct Record(RecordInteraction);
 
 impl Command for Record {
     async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
-        let product = pipeline::load_snapshotted::<Product>(tx, &self.0.product_id.stream()).await?;
-        if !product.exists() {
+        if !pipeline::stream_exists(tx, &self.0.product_id.stream()).await? {
             return Err(ApiError::NotFound("no such product".into()));
         }
         let stream = self.0.user_id.interactions_stream();

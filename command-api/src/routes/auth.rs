@@ -89,7 +89,7 @@ pub async fn insert_user(tx: &Transaction<'_>, ctx: &Context, u: &CreateUser) ->
         _ => e.into(),
     })?;
     let stream = u.user_id.stream();
-    let loaded = pipeline::load_snapshotted::<Account>(tx, &stream).await?;
+    let loaded = pipeline::load::<Account>(tx, &stream).await?;
     let events = loaded.state.decide(AccountCommand::Open { user_id: u.user_id })?;
     let position = pipeline::append(tx, ctx, vec![pipeline::stream_append(stream, &loaded, &events)]).await?;
     Ok(Reply {
@@ -179,8 +179,8 @@ struct GrantRole {
 impl Command for GrantRole {
     async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
         let stream = self.user_id.stream();
-        pipeline::lock(tx, &[&stream]).await?;
-        let loaded = pipeline::load_snapshotted::<Account>(tx, &stream).await?;
+        let locked = pipeline::lock(tx, &[&stream]).await?;
+        let loaded = pipeline::load_snapshotted::<Account>(tx, &stream, &locked).await?;
         let events = loaded.state.decide(AccountCommand::GrantRole { role: self.role, by: self.by })?;
         // Granting a role the user already holds changes no row but is still recorded.
         tx.execute(

@@ -109,7 +109,7 @@ impl Command for ListProduct {
     async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
         require_category(tx, self.details.category_id).await?;
         let stream = self.id.stream();
-        let loaded = pipeline::load_snapshotted::<Product>(tx, &stream).await?;
+        let loaded = pipeline::load::<Product>(tx, &stream).await?;
         let events = loaded.state.decide(ProductCommand::List {
             product_id: self.id,
             details: self.details.clone(),
@@ -158,8 +158,8 @@ impl Command for OnProduct {
             require_category(tx, *c).await?;
         }
         let stream = self.id.stream();
-        pipeline::lock(tx, &[&stream]).await?;
-        let loaded = pipeline::load_snapshotted::<Product>(tx, &stream).await?;
+        let locked = pipeline::lock(tx, &[&stream]).await?;
+        let loaded = pipeline::load_snapshotted::<Product>(tx, &stream, &locked).await?;
         let events = loaded.state.decide(self.command.clone())?;
         let position =
             pipeline::append(tx, ctx, vec![pipeline::stream_append(stream.clone(), &loaded, &events)])

@@ -125,8 +125,8 @@ impl Command for SettlePurchase {
         if !events.is_empty() && self.event.status == PaymentStatus::Succeeded {
             let user = purchase.state.user_id.ok_or_else(|| ApiError::NotFound("no such purchase".into()))?;
             let account_stream = user.stream();
-            pipeline::lock(tx, &[&account_stream]).await?;
-            let account = pipeline::load_snapshotted::<Account>(tx, &account_stream).await?;
+            let locked = pipeline::lock(tx, &[&account_stream]).await?;
+            let account = pipeline::load_snapshotted::<Account>(tx, &account_stream, &locked).await?;
             let credit = account.state.decide(AccountCommand::Credit {
                 // The lot is named after the purchase: one purchase, one lot.
                 lot_id: LotId(self.id.0),

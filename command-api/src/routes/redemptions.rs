@@ -36,8 +36,8 @@ struct PlaceRedemption {
 impl Command for PlaceRedemption {
     async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
         let (account_stream, product_stream) = (self.user.stream(), self.product_id.stream());
-        pipeline::lock(tx, &[&account_stream, &product_stream]).await?;
-        let product = pipeline::load_snapshotted::<Product>(tx, &product_stream).await?;
+        let locked = pipeline::lock(tx, &[&account_stream, &product_stream]).await?;
+        let product = pipeline::load_snapshotted::<Product>(tx, &product_stream, &locked).await?;
         let cost = product.state.point_cost().ok_or_else(|| ApiError::NotFound("no such product".into()))?;
         let points = cost
             .checked_mul(self.quantity)
@@ -46,7 +46,7 @@ impl Command for PlaceRedemption {
         let reserved = product
             .state
             .decide(ProductCommand::Reserve { redemption_id: self.id, quantity: self.quantity })?;
-        let account = pipeline::load_snapshotted::<Account>(tx, &account_stream).await?;
+        let account = pipeline::load_snapshotted::<Account>(tx, &account_stream, &locked).await?;
         let debited =
             account.state.decide(AccountCommand::Debit { redemption_id: self.id, points, now: ctx.now })?;
         let redemption_stream = self.id.stream();
@@ -126,18 +126,21 @@ impl Command for Settle {
         let product_stream = product_id.stream();
         let mut appends = vec![pipeline::stream_append(stream, &redemption, &settled)];
         let cancelling = matches!(self.command, RedemptionCommand::Cancel { .. });
+        let account_stream = user.stream();
+        let locked = if cancelling {
+            pipeline::lock(tx, &[&account_stream, &product_stream]).await?
+        } else {
+            pipeline::lock(tx, &[&product_stream]).await?
+        };
         let refund = if cancelling {
-            let account_stream = user.stream();
-            pipeline::lock(tx, &[&account_stream, &product_stream]).await?;
-            let account = pipeline::load_snapshotted::<Account>(tx, &account_stream).await?;
+            let account = pipeline::load_snapshotted::<Account>(tx, &account_stream, &locked).await?;
             let refunded = account.state.decide(AccountCommand::Refund { redemption_id: self.id })?;
             appends.push(pipeline::stream_append(account_stream.clone(), &account, &refunded));
             Some((account_stream, account, refunded))
         } else {
-            pipeline::lock(tx, &[&product_stream]).await?;
             None
         };
-        let product = pipeline::load_snapshotted::<Product>(tx, &product_stream).await?;
+        let product = pipeline::load_snapshotted::<Product>(tx, &product_stream, &locked).await?;
         let stock = product.state.decide(if cancelling {
             ProductCommand::Release { redemption_id: self.id }
         } else {
