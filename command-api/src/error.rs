@@ -108,7 +108,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         if status.is_server_error() {
-            tracing::error!(error = ?anyhow_chain(self), code = self.code(), "request failed");
+            tracing::error!(error = ?cause_chain(self), code = self.code(), "request failed");
         }
         let request_id = REQUEST_ID.try_with(|id| id.clone()).unwrap_or_default();
         let body = serde_json::json!({
@@ -128,7 +128,7 @@ impl ResponseError for ApiError {
     }
 }
 
-fn anyhow_chain(e: &ApiError) -> String {
+fn cause_chain(e: &ApiError) -> String {
     let mut out = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

@@ -6,7 +6,6 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Duration;
 use domain::account::{Account, AccountCommand, CreditSource};
-use domain::infra::store::Actor;
 use domain::package::Package;
 use domain::purchase::{Purchase, PurchaseCommand};
 use domain::{Aggregate, Decide, LotId, PackageId, PurchaseId, Role};
@@ -198,8 +197,7 @@ pub async fn payment_webhook(
     let id =
         PurchaseId::parse(&event.purchase_id).ok_or_else(|| ApiError::NotFound("no such purchase".into()))?;
     let idempotency = IdempotencyKey::from_request(&req, "payment-provider".into(), &raw)?;
-    let mut ctx = Context::new(&req, "SettlePurchase", None, "payment_provider");
-    ctx.actor = Actor::system("payment_provider");
+    let ctx = Context::new(&req, "SettlePurchase", None, "payment_provider");
     pipeline::run(&state, ctx, idempotency, &SettlePurchase { id, event }).await
 }
 

@@ -266,7 +266,9 @@ fn conflict(a: &StreamAppend) -> StoreError {
     StoreError::Conflict { stream_id: a.stream_id.clone(), expected: a.expected_version }
 }
 
-/// A concurrent writer created the same stream (or version) first.
+/// A concurrent writer created the same stream (or version) first. Postgres does not
+/// say which of the appended streams collided, so the conflict names the first one;
+/// callers retry the whole command either way.
 fn unique_violation_as_conflict(e: tokio_postgres::Error, appends: &[StreamAppend]) -> StoreError {
     if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
         if let Some(a) = appends.first() {
