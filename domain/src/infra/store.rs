@@ -157,7 +157,9 @@ const INSERT_EVENTS: &str = "INSERT INTO es.events \
                           $6::jsonb[], $7::jsonb[], $8::timestamptz[], $9::bytea[]) \
      RETURNING position, tx_id::text";
 
-const EVENT_COLUMNS: &str = "position, tx_id::text, stream_id, version, event_id, event_type, \
+// The text cast of tx_id gets its own name: left as `tx_id`, it would shadow the
+// xid8 column in ORDER BY, which then sorts "1000" before "999".
+const EVENT_COLUMNS: &str = "position, tx_id::text AS tx_id_text, stream_id, version, event_id, event_type, \
      schema_version, data, metadata, recorded_at, hash";
 
 /// Locks the named streams' head rows for the rest of the transaction and returns
@@ -382,7 +384,7 @@ pub async fn read_all(
 pub async fn safe_head(client: &impl GenericClient) -> Result<Checkpoint, StoreError> {
     let row = client
         .query_opt(
-            "SELECT tx_id::text, position FROM es.events \
+            "SELECT tx_id::text AS tx_id_text, position FROM es.events \
              WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
              ORDER BY tx_id DESC, position DESC LIMIT 1",
             &[],

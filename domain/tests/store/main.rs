@@ -180,12 +180,17 @@ async fn concurrent_writers_with_slow_and_rolled_back_transactions_lose_nothing(
             loop {
                 let done = stop.load(std::sync::atomic::Ordering::SeqCst);
                 let batch = store::read_all(&**client, checkpoint, 100).await.expect("read");
+                if !batch.is_empty() {
+                    let rows: Vec<(u64, i64)> = batch.iter().map(|e| (e.tx_id, e.position)).collect();
+                    hist.push((checkpoint, rows, batch.iter().map(|e| e.event_id).collect::<Vec<_>>()));
+                }
+                // The safe order: every batch moves strictly forward from its checkpoint.
+                let mut previous = checkpoint;
                 for e in &batch {
-                    hist.push((checkpoint, e.tx_id, e.position, e.event_id));
+                    assert!(Checkpoint::of(e) > previous, "read out of order: {previous:?} then {e:?}");
+                    previous = Checkpoint::of(e);
                 }
-                if let Some(last) = batch.last() {
-                    checkpoint = Checkpoint::of(last);
-                }
+                checkpoint = previous;
                 let empty = batch.is_empty();
                 seen.extend(batch.into_iter().map(|e| (e.stream_id, e.version, e.event_id)));
                 if done && empty {
@@ -257,30 +262,12 @@ async fn concurrent_writers_with_slow_and_rolled_back_transactions_lose_nothing(
     let seen_ids: Vec<Uuid> = seen.iter().map(|(_, _, id)| *id).collect();
     let unique: HashSet<Uuid> = seen_ids.iter().copied().collect();
     if unique.len() != seen_ids.len() {
+        // Diagnostics for a failure: every batch that returned a duplicate, and from where.
         let mut counts: HashMap<Uuid, usize> = HashMap::new();
-        for id in &seen_ids {
-            *counts.entry(*id).or_default() += 1;
-        }
-        for (s, v, id) in &seen {
-            if counts[id] > 1 {
-                eprintln!("DUP {s} v{v} {id}");
-            }
-        }
-        for h in &hist {
-            if counts[&h.3] > 1 {
-                eprintln!("HIST {:?}", h);
-            }
-        }
-        let c = pool.get().await.expect("c");
-        for (_, _, id) in &seen {
-            if counts[id] > 1 {
-                let r = c
-                    .query_one("select tx_id::text, position from es.events where event_id=$1", &[id])
-                    .await
-                    .expect("q");
-                eprintln!("ROW {} {}", r.get::<_, &str>(0), r.get::<_, i64>(1));
-            }
-        }
+        seen_ids.iter().for_each(|id| *counts.entry(*id).or_default() += 1);
+        hist.iter()
+            .filter(|h| h.2.iter().any(|id| counts[id] > 1))
+            .for_each(|h| eprintln!("batch from {:?}: {:?}", h.0, h.1));
     }
     assert_eq!(unique.len(), seen_ids.len(), "no event is read twice");
     assert_eq!(unique, committed, "every committed event is read, and no rolled-back one");
