@@ -169,6 +169,14 @@ impl TestApp {
         c
     }
 
+    /// Redeems one unit; returns the status and the problem `code`, if any.
+    pub async fn redeem_one(&self, token: &str, product: &str) -> (StatusCode, Option<String>) {
+        let res =
+            self.post("/v1/redemptions", Some(token), json!({ "product_id": product, "quantity": 1 })).await;
+        let status = res.status();
+        (status, body(res).await["code"].as_str().map(str::to_owned))
+    }
+
     /// The aggregate folded straight from the event store.
     pub async fn fold<A: Aggregate>(&self, stream: &str) -> A {
         let client = self.db.client().await.expect("client");

@@ -15,17 +15,8 @@ async fn fifty_concurrent_redemptions_of_ten_in_stock_sell_exactly_ten() {
     let app = Arc::new(spawn_app().await);
     let product = app.product(100, 10).await;
     let customers = join_all((0..50).map(|_| app.customer_with_points(100))).await;
-    let results = join_all(customers.iter().map(|c| {
-        let (app, product) = (app.clone(), product.clone());
-        async move {
-            let res = app
-                .post("/v1/redemptions", Some(&c.token), json!({ "product_id": product, "quantity": 1 }))
-                .await;
-            let status = res.status();
-            (status, body(res).await["code"].as_str().map(str::to_owned))
-        }
-    }))
-    .await;
+    // All requests are in flight at once: join_all polls them together.
+    let results = join_all(customers.iter().map(|c| app.redeem_one(&c.token, &product))).await;
     let ok = results.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
     let sold_out = results.iter().filter(|(_, c)| c.as_deref() == Some("out_of_stock")).count();
     assert_eq!((ok, sold_out), (10, 40), "{results:?}");
@@ -38,17 +29,7 @@ async fn thirty_concurrent_redemptions_with_points_for_five_debit_exactly_five()
     let app = Arc::new(spawn_app().await);
     let product = app.product(20, 100).await;
     let c = Arc::new(app.customer_with_points(100).await);
-    let results = join_all((0..30).map(|_| {
-        let (app, product, c) = (app.clone(), product.clone(), c.clone());
-        async move {
-            let res = app
-                .post("/v1/redemptions", Some(&c.token), json!({ "product_id": product, "quantity": 1 }))
-                .await;
-            let status = res.status();
-            (status, body(res).await["code"].as_str().map(str::to_owned))
-        }
-    }))
-    .await;
+    let results = join_all((0..30).map(|_| app.redeem_one(&c.token, &product))).await;
     let ok = results.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
     let refused = results.iter().filter(|(_, c)| c.as_deref() == Some("insufficient_points")).count();
     assert_eq!((ok, refused), (5, 25), "{results:?}");
