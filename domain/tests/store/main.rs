@@ -352,3 +352,24 @@ async fn a_service_refuses_an_unmigrated_database_and_names_the_fix() {
     drop(pool);
     admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.expect("drop");
 }
+
+#[tokio::test]
+async fn the_safe_order_compares_transaction_ids_as_numbers_not_text() {
+    // Transaction ids 9 and 10 sort the other way round as text ("10" < "9"): a reader
+    // ordering by the text would return tx 10 first and then step its checkpoint back.
+    let (_db, pool) = setup().await;
+    let c = pool.get().await.expect("client");
+    c.batch_execute(
+        "INSERT INTO es.events (tx_id, stream_id, version, event_id, event_type, schema_version, \
+                                data, metadata, recorded_at, hash) VALUES \
+           ('10', 'x', 1, gen_random_uuid(), 'T', 1, '{}', '{}', now(), '\\x00'), \
+           ('9',  'y', 1, gen_random_uuid(), 'T', 1, '{}', '{}', now(), '\\x00')",
+    )
+    .await
+    .expect("insert with explicit transaction ids");
+    let events = store::read_all(&**c, Checkpoint::default(), 10).await.expect("read");
+    let order: Vec<(u64, &str)> = events.iter().map(|e| (e.tx_id, e.stream_id.as_str())).collect();
+    assert_eq!(order, [(9, "y"), (10, "x")]);
+    let head = store::safe_head(&**c).await.expect("head");
+    assert_eq!(head.tx_id, 10);
+}
