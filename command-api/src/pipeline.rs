@@ -245,6 +245,14 @@ impl<A> Loaded<A> {
     }
 }
 
+impl<A: Default> Loaded<A> {
+    /// A stream whose id this command just generated: there is nothing to read. The
+    /// append still expects version 0, so an existing stream would be refused.
+    pub fn fresh() -> Self {
+        Loaded { state: A::default(), version: 0, last: None, snapshot_version: 0 }
+    }
+}
+
 /// Loads and folds one stream (inside the command's transaction).
 pub async fn load<A: Aggregate>(tx: &Transaction<'_>, stream_id: &str) -> Result<Loaded<A>, ApiError> {
     let events = store::read_stream(tx, stream_id, 0).await?;

@@ -89,7 +89,7 @@ pub async fn insert_user(tx: &Transaction<'_>, ctx: &Context, u: &CreateUser) ->
         _ => e.into(),
     })?;
     let stream = u.user_id.stream();
-    let loaded = pipeline::load::<Account>(tx, &stream).await?;
+    let loaded = pipeline::Loaded::<Account>::fresh();
     let events = loaded.state.decide(AccountCommand::Open { user_id: u.user_id })?;
     let position = pipeline::append(tx, ctx, vec![pipeline::stream_append(stream, &loaded, &events)]).await?;
     Ok(Reply {

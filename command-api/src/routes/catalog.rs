@@ -43,7 +43,7 @@ struct CreateCategory(CategoryId, NewCategory);
 impl Command for CreateCategory {
     async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
         let stream = self.0.stream();
-        let loaded = pipeline::load::<Category>(tx, &stream).await?;
+        let loaded = pipeline::Loaded::<Category>::fresh();
         let events = loaded.state.decide(CategoryCommand::Create {
             category_id: self.0,
             name: self.1.name.trim().to_owned(),
@@ -109,7 +109,7 @@ impl Command for ListProduct {
     async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
         require_category(tx, self.details.category_id).await?;
         let stream = self.id.stream();
-        let loaded = pipeline::load::<Product>(tx, &stream).await?;
+        let loaded = pipeline::Loaded::<Product>::fresh();
         let events = loaded.state.decide(ProductCommand::List {
             product_id: self.id,
             details: self.details.clone(),

@@ -44,7 +44,7 @@ impl Command for StartPurchase {
         let package = pipeline::load::<Package>(tx, &package_stream).await?;
         let terms = package.state.buyable()?.clone();
         let stream = self.id.stream();
-        let loaded = pipeline::load::<Purchase>(tx, &stream).await?;
+        let loaded = pipeline::Loaded::<Purchase>::fresh();
         let events = loaded.state.decide(PurchaseCommand::Start {
             purchase_id: self.id,
             user_id: self.caller.user_id(),

@@ -50,7 +50,7 @@ impl Command for PlaceRedemption {
         let debited =
             account.state.decide(AccountCommand::Debit { redemption_id: self.id, points, now: ctx.now })?;
         let redemption_stream = self.id.stream();
-        let redemption = pipeline::load::<Redemption>(tx, &redemption_stream).await?;
+        let redemption = pipeline::Loaded::<Redemption>::fresh();
         let placed = redemption.state.decide(RedemptionCommand::Place {
             redemption_id: self.id,
             user_id: self.user,
