@@ -12,3 +12,5 @@ pub mod request_id;
 pub mod routes;
 pub mod startup;
 pub mod state;
+#[cfg(feature = "testkit")]
+pub mod testkit;

@@ -78,6 +78,19 @@ pub enum AccountEvent {
 impl DomainEvent for AccountEvent {}
 
 impl AccountEvent {
+    /// The account this event belongs to.
+    pub fn user_id(&self) -> UserId {
+        match self {
+            AccountEvent::AccountOpened { user_id }
+            | AccountEvent::PointsCredited { user_id, .. }
+            | AccountEvent::PointsDebited { user_id, .. }
+            | AccountEvent::PointsRefunded { user_id, .. }
+            | AccountEvent::PointsAdjusted { user_id, .. }
+            | AccountEvent::PointsExpired { user_id, .. }
+            | AccountEvent::RoleGranted { user_id, .. } => *user_id,
+        }
+    }
+
     /// The change this event makes to the balance.
     pub fn delta(&self) -> i64 {
         match self {

@@ -92,6 +92,23 @@ pub enum ProductEvent {
     },
 }
 
+impl ProductEvent {
+    /// The product this event belongs to.
+    pub fn product_id(&self) -> ProductId {
+        match self {
+            ProductEvent::ProductListed { product_id, .. }
+            | ProductEvent::ProductRevised { product_id, .. }
+            | ProductEvent::ProductDelisted { product_id }
+            | ProductEvent::ProductRelisted { product_id }
+            | ProductEvent::StockReceived { product_id, .. }
+            | ProductEvent::StockAdjusted { product_id, .. }
+            | ProductEvent::StockReserved { product_id, .. }
+            | ProductEvent::StockReleased { product_id, .. }
+            | ProductEvent::StockShipped { product_id, .. } => *product_id,
+        }
+    }
+}
+
 impl DomainEvent for ProductEvent {}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

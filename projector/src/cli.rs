@@ -2,10 +2,20 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::projections::Projection;
+
 #[derive(Debug, Parser)]
-#[command(name = "projector", about = "Tally projector and operator/auditor CLI", version)]
+#[command(
+    name = "projector",
+    about = "Tally projector: builds the read models and caches, and is the operator/auditor CLI",
+    long_about = "Tally projector: builds the read models (Postgres schema `read`) and the Redis caches \
+                  from the event store, and is the operator and auditor CLI.\n\n\
+                  Configuration comes from the environment: DATABASE_URL, REDIS_URL, \
+                  TALLY_PROJECTOR_ADDR (the /healthz, /readyz and /metrics port), RUST_LOG.",
+    version
+)]
 pub struct Cli {
-    /// Machine-readable output.
+    /// Machine-readable output (one JSON document on stdout).
     #[arg(long, global = true)]
     pub json: bool,
     /// What to do; `run` when omitted.
@@ -15,11 +25,21 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// The daemon. For now it serves /healthz on TALLY_PROJECTOR_ADDR until SIGTERM;
-    /// the projections themselves are issue #4.
+    /// The daemon: applies new events to every projection and keeps the Redis caches,
+    /// serving /healthz, /readyz and /metrics on TALLY_PROJECTOR_ADDR. A second instance
+    /// waits as a hot standby and takes over when the active one dies. Stops on
+    /// SIGTERM or Ctrl-C after the batch in hand.
     Run,
     /// Apply the SQL migrations in migrations/ (idempotent).
     Migrate,
+    /// Replay every event into fresh tables beside the live ones and swap them in;
+    /// the query API keeps answering throughout. All projections unless one is named.
+    Rebuild {
+        #[arg(long, value_enum)]
+        projection: Option<Projection>,
+    },
+    /// Per projection: checkpoint, head of the store, lag in events and seconds.
+    Status,
     /// Auditor commands over the event store.
     #[command(subcommand)]
     Audit(AuditCommand),

@@ -1,7 +1,19 @@
-//! The projector binary's library: the operator and auditor CLI.
+//! The projector: tails the event store into the read models of design §6 and the
+//! Redis caches, and is the operator and auditor CLI.
 //!
-//! Today it carries `migrate` and the store-level audit commands (`audit verify`,
-//! `audit export`); the projection daemon (`run`, `rebuild`, `status`) is issue #4.
+//! - [`projections`]: the four projections and how each applies a batch;
+//! - [`batch`]: one exactly-once batch (events and checkpoint in one transaction);
+//! - [`runner`]: the daemon, with an advisory lock per projection and hot standbys;
+//! - [`cache`]: Redis writes after commit, and repair from Postgres;
+//! - [`rebuild`], [`status`], [`audit`]: the operator and auditor commands.
 
 pub mod audit;
+pub mod batch;
+pub mod cache;
 pub mod cli;
+pub mod http;
+pub mod metrics;
+pub mod projections;
+pub mod rebuild;
+pub mod runner;
+pub mod status;

@@ -1,10 +1,14 @@
-//! `projector`: the operator and auditor CLI.
+//! `projector`: the projection daemon and the operator/auditor CLI.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use domain::infra::{config::Settings, db, telemetry};
+use domain::infra::{cache, config::Settings, db, telemetry};
 use projector::cli::{AuditCommand, Cli, Command};
+use projector::projections::Projection;
+use projector::{http, metrics::Metrics, rebuild, runner, status};
+use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
@@ -12,22 +16,7 @@ async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let settings = Settings::from_env()?;
     match cli.command.unwrap_or(Command::Run) {
-        Command::Run => {
-            db::ensure_migrated(&db::pool(&settings.database_url, 2)?).await?;
-            tracing::info!(addr = %settings.projector_addr, "projector health endpoint listening");
-            actix_web::HttpServer::new(|| {
-                actix_web::App::new().route(
-                    "/healthz",
-                    actix_web::web::get().to(|| async {
-                        actix_web::HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
-                    }),
-                )
-            })
-            .bind(&settings.projector_addr)?
-            .run()
-            .await?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Run => run(&settings).await,
         Command::Migrate => {
             let applied = db::migrate(&settings.database_url).await?;
             if cli.json {
@@ -37,6 +26,32 @@ async fn main() -> anyhow::Result<ExitCode> {
             } else {
                 applied.iter().for_each(|m| println!("migrate: applied {m}"));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rebuild { projection } => {
+            db::ensure_migrated(&db::pool(&settings.database_url, 1)?).await?;
+            let targets = projection.map_or_else(|| Projection::ALL.to_vec(), |p| vec![p]);
+            let show_progress = !cli.json && std::io::stderr().is_terminal();
+            let mut reports = Vec::new();
+            for p in targets {
+                let r = rebuild::rebuild(&settings.database_url, p, show_progress).await?;
+                if !cli.json {
+                    println!(
+                        "rebuild: {} — {} events in {:.2}s ({:.0} events/s), checkpoint {}",
+                        r.projection, r.events, r.seconds, r.events_per_second, r.checkpoint
+                    );
+                }
+                reports.push(r);
+            }
+            if cli.json {
+                println!("{}", serde_json::json!({ "rebuilt": reports }));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status => {
+            let pool = db::pool(&settings.database_url, 1)?;
+            db::ensure_migrated(&pool).await?;
+            status::print(&status::status(&**pool.get().await?).await?, cli.json);
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(audit) => {
@@ -56,5 +71,46 @@ async fn main() -> anyhow::Result<ExitCode> {
                 }
             }
         }
+    }
+}
+
+async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let pool = db::pool(&settings.database_url, 4)?;
+    db::ensure_migrated(&pool).await?;
+    let redis = cache::connect(&settings.redis_url).await?;
+    let metrics = Metrics::new();
+    let shutdown = CancellationToken::new();
+
+    let listener = std::net::TcpListener::bind(&settings.projector_addr)?;
+    tracing::info!(addr = %listener.local_addr()?, "projector health and metrics listening");
+    let server = http::serve(listener, pool.clone(), redis.clone(), metrics.clone())?;
+    let server_handle = server.handle();
+    tokio::spawn(server);
+    http::track_lag(pool.clone(), metrics.clone(), shutdown.clone());
+
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down after the batches in hand");
+        stop.cancel();
+    });
+    let ctx = runner::Context {
+        config: runner::RunConfig::new(&settings.database_url),
+        pool,
+        redis,
+        metrics,
+        shutdown,
+    };
+    runner::run(ctx).await?;
+    server_handle.stop(true).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
     }
 }

@@ -2,6 +2,7 @@
 //! hash chain, database pools and migrations, configuration, telemetry and tokens.
 //! The pure model (the rest of this crate) never imports anything from here.
 
+pub mod cache;
 pub mod chain;
 pub mod config;
 pub mod db;
@@ -10,3 +11,4 @@ pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod token;
+pub mod views;

@@ -1,0 +1,347 @@
+//! Test support (feature `testkit`): `spawn_app()` runs the real command API on port 0
+//! against a fresh database, with typed request helpers and a random workload.
+
+use domain::infra::config::Settings;
+use domain::infra::store;
+use domain::infra::testkit::TestDb;
+use domain::{Aggregate, DomainEvent, ProductId, UserId};
+use hmac::{Hmac, Mac};
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
+const ADMIN_EMAIL: &str = "admin@test.dev";
+const ADMIN_PASSWORD: &str = "admin-password";
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub db: TestDb,
+    pub admin: String,
+    handle: actix_web::dev::ServerHandle,
+}
+
+pub struct Customer {
+    pub id: String,
+    pub token: String,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let db = TestDb::new().await.expect("test database");
+    let url = db.url.clone();
+    let settings = Settings::from_lookup(|k| match k {
+        "DATABASE_URL" => Some(url.clone()),
+        "TALLY_COMMAND_ADDR" => Some("127.0.0.1:0".into()),
+        "TALLY_JWT_SECRET" => Some("test-jwt-secret".into()),
+        "TALLY_PAYMENT_WEBHOOK_SECRET" => Some(WEBHOOK_SECRET.into()),
+        "TALLY_ADMIN_EMAIL" => Some(ADMIN_EMAIL.into()),
+        "TALLY_ADMIN_PASSWORD" => Some(ADMIN_PASSWORD.into()),
+        "TALLY_DB_POOL_SIZE" => Some("24".into()),
+        _ => None,
+    })
+    .expect("settings");
+    let app = crate::startup::Application::build(&settings).await.expect("build app");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    tokio::spawn(app.run());
+    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client");
+    let mut app = TestApp { base, http, db, admin: String::new(), handle };
+    let login =
+        app.post("/v1/auth/login", None, json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD })).await;
+    app.admin = body(login).await["token"].as_str().expect("admin token").to_owned();
+    app
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        drop(handle.stop(false));
+    }
+}
+
+pub async fn body(res: Response) -> Value {
+    res.json().await.expect("json body")
+}
+
+/// Asserts status and problem code, and that it is problem+json.
+pub async fn assert_problem(res: Response, status: StatusCode, code: &str) {
+    let got = res.status();
+    let ct = res.headers().get("content-type").map(|v| v.to_str().unwrap_or("").to_owned());
+    let b: Value = res.json().await.unwrap_or(Value::Null);
+    assert_eq!((got, b["code"].as_str()), (status, Some(code)), "body: {b}");
+    assert_eq!(ct.as_deref(), Some("application/problem+json"));
+    assert!(b["request_id"].as_str().is_some_and(|r| !r.is_empty()), "request_id in {b}");
+}
+
+impl TestApp {
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.send(reqwest::Method::POST, path, token, Some(body.to_string()), &[]).await
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn register(&self, name: &str) -> Customer {
+        let email = format!("{name}-{}@test.dev", uuid::Uuid::new_v4().simple());
+        let res = self
+            .post(
+                "/v1/auth/register",
+                None,
+                json!({ "email": email, "password": "password123", "name": name }),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let b = body(res).await;
+        Customer {
+            id: b["user_id"].as_str().expect("id").into(),
+            token: b["token"].as_str().expect("token").into(),
+        }
+    }
+
+    pub async fn create(&self, path: &str, payload: Value) -> String {
+        let res = self.post(path, Some(&self.admin), payload).await;
+        assert_eq!(res.status(), StatusCode::CREATED, "{path}");
+        body(res).await["id"].as_str().expect("id").to_owned()
+    }
+
+    pub async fn product(&self, point_cost: i64, stock: i64) -> String {
+        let category = self.create("/v1/categories", json!({ "name": "Kitchen", "description": "" })).await;
+        self.create(
+            "/v1/products",
+            json!({ "name": "Mug", "description": "A mug", "category_id": category, "point_cost": point_cost, "initial_stock": stock }),
+        )
+        .await
+    }
+
+    pub async fn package(&self, points: i64) -> String {
+        self.create("/v1/credit-packages", json!({ "name": "Pack", "description": "", "price": "9.99", "currency": "EUR", "points": points }))
+            .await
+    }
+
+    pub async fn start_purchase(&self, customer: &Customer, package: &str) -> String {
+        let res =
+            self.post("/v1/credit-purchases", Some(&customer.token), json!({ "package_id": package })).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        body(res).await["id"].as_str().expect("id").to_owned()
+    }
+
+    pub async fn webhook(&self, payload: &Value) -> Response {
+        let raw = payload.to_string();
+        let sig = sign(WEBHOOK_SECRET, chrono::Utc::now().timestamp(), &raw);
+        self.send(
+            reqwest::Method::POST,
+            "/v1/payments/webhook",
+            None,
+            Some(raw),
+            &[("Tally-Signature", &sig)],
+        )
+        .await
+    }
+
+    /// Registers a customer and credits them `points` through a paid purchase.
+    pub async fn customer_with_points(&self, points: i64) -> Customer {
+        let c = self.register("buyer").await;
+        let package = self.package(points).await;
+        let purchase = self.start_purchase(&c, &package).await;
+        let res = self
+            .webhook(&json!({ "purchase_id": purchase, "status": "succeeded", "payment_ref": "pay-1" }))
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        c
+    }
+
+    /// Redeems one unit; returns the status and the problem `code`, if any.
+    pub async fn redeem_one(&self, token: &str, product: &str) -> (StatusCode, Option<String>) {
+        let res =
+            self.post("/v1/redemptions", Some(token), json!({ "product_id": product, "quantity": 1 })).await;
+        let status = res.status();
+        (status, body(res).await["code"].as_str().map(str::to_owned))
+    }
+
+    /// The aggregate folded straight from the event store.
+    pub async fn fold<A: Aggregate>(&self, stream: &str) -> A {
+        let client = self.db.client().await.expect("client");
+        let events = store::read_stream(&client, stream, 0).await.expect("read");
+        let mut state = A::default();
+        for e in &events {
+            state.apply(&A::Event::decode(&e.event_type, &e.data).expect("decode"));
+        }
+        state
+    }
+
+    pub async fn event_count(&self) -> i64 {
+        let client = self.db.client().await.expect("client");
+        client.query_one("SELECT count(*) FROM es.events", &[]).await.expect("count").get(0)
+    }
+
+    pub async fn count_type(&self, stream: &str, event_type: &str) -> i64 {
+        let client = self.db.client().await.expect("client");
+        client
+            .query_one(
+                "SELECT count(*) FROM es.events WHERE stream_id = $1 AND event_type = $2",
+                &[&stream, &event_type],
+            )
+            .await
+            .expect("count")
+            .get(0)
+    }
+}
+
+pub fn sign(secret: &str, t: i64, raw: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(format!("{t}.{raw}").as_bytes());
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+pub fn product_stream(id: &str) -> String {
+    ProductId::parse(id).expect("uuid").stream()
+}
+
+pub fn account_stream(id: &str) -> String {
+    UserId::parse(id).expect("uuid").stream()
+}
+
+/// What [`TestApp::random_workload`] created.
+#[derive(Default)]
+pub struct Workload {
+    pub customers: Vec<Customer>,
+    pub products: Vec<String>,
+    pub packages: Vec<String>,
+    pub redemptions: Vec<String>,
+}
+
+impl TestApp {
+    /// Every kind of command, in a random order drawn from `seed`: catalog and package
+    /// admin, purchases paid and failed, redemptions placed, cancelled and fulfilled,
+    /// adjustments both ways, stock moves, interactions and role grants. Business
+    /// rejections (not enough points, out of stock…) are part of the mix.
+    pub async fn random_workload(&self, seed: u64, steps: usize) -> Workload {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut w = Workload::default();
+        let category =
+            self.create("/v1/categories", json!({ "name": "Home", "description": "Home things" })).await;
+        for i in 0..3 {
+            w.customers.push(self.register(&format!("c{i}")).await);
+            w.products.push(
+                self.create(
+                    "/v1/products",
+                    json!({ "name": format!("Lamp {i}"), "description": "A warm desk lamp", "category_id": category,
+                            "point_cost": 10 + i, "initial_stock": 5 }),
+                )
+                .await,
+            );
+        }
+        w.packages.push(self.package(100).await);
+        for _ in 0..steps {
+            let c = &w.customers[rng.gen_range(0..w.customers.len())];
+            let product = w.products[rng.gen_range(0..w.products.len())].clone();
+            match rng.gen_range(0..14) {
+                0 => w.customers.push(self.register("late").await),
+                1 => {
+                    let id =
+                        self.create("/v1/categories", json!({ "name": "Garden", "description": "" })).await;
+                    let p = json!({ "name": "Spade", "description": "Digs deep", "category_id": id, "point_cost": 7, "in_offer_pool": true });
+                    w.products.push(self.create("/v1/products", p).await);
+                }
+                2 => w.packages.push(self.package(rng.gen_range(20..200)).await),
+                3 | 4 => {
+                    let package = &w.packages[rng.gen_range(0..w.packages.len())];
+                    let res = self
+                        .post("/v1/credit-purchases", Some(&c.token), json!({ "package_id": package }))
+                        .await;
+                    if res.status() == StatusCode::CREATED {
+                        let id = body(res).await["id"].as_str().unwrap_or_default().to_owned();
+                        let status = if rng.gen_bool(0.8) { "succeeded" } else { "failed" };
+                        self.webhook(&json!({ "purchase_id": id, "status": status, "payment_ref": "p", "reason": "declined" }))
+                            .await;
+                    }
+                }
+                5 | 6 => {
+                    let q = rng.gen_range(1..3);
+                    let res = self
+                        .post(
+                            "/v1/redemptions",
+                            Some(&c.token),
+                            json!({ "product_id": product, "quantity": q }),
+                        )
+                        .await;
+                    if res.status() == StatusCode::CREATED {
+                        w.redemptions.push(body(res).await["id"].as_str().unwrap_or_default().to_owned());
+                    }
+                }
+                7 if !w.redemptions.is_empty() => {
+                    let r = &w.redemptions[rng.gen_range(0..w.redemptions.len())];
+                    let action = if rng.gen_bool(0.5) { "cancel" } else { "fulfil" };
+                    self.post(&format!("/v1/redemptions/{r}/{action}"), Some(&self.admin), json!({})).await;
+                }
+                8 => {
+                    let delta = rng.gen_range(-30..60);
+                    let path = format!("/v1/accounts/{}/adjustments", c.id);
+                    self.post(&path, Some(&self.admin), json!({ "delta": delta, "reason": "goodwill" }))
+                        .await;
+                }
+                9 => {
+                    let (kind, quantity) = if rng.gen_bool(0.7) { ("receive", 3) } else { ("adjust", -1) };
+                    let path = format!("/v1/products/{product}/stock");
+                    self.post(
+                        &path,
+                        Some(&self.admin),
+                        json!({ "kind": kind, "quantity": quantity, "reason": "count" }),
+                    )
+                    .await;
+                }
+                10 => {
+                    let patch = json!({ "point_cost": rng.gen_range(5..40), "description": "Now brighter" });
+                    let path = format!("/v1/products/{product}");
+                    self.send(reqwest::Method::PATCH, &path, Some(&self.admin), Some(patch.to_string()), &[])
+                        .await;
+                }
+                11 => {
+                    let action = if rng.gen_bool(0.5) { "delist" } else { "relist" };
+                    self.post(&format!("/v1/products/{product}/{action}"), Some(&self.admin), json!({}))
+                        .await;
+                }
+                12 => {
+                    let kind = if rng.gen_bool(0.5) { "view" } else { "click" };
+                    self.post(
+                        "/v1/interactions",
+                        Some(&c.token),
+                        json!({ "product_id": product, "kind": kind }),
+                    )
+                    .await;
+                }
+                _ => {
+                    if rng.gen_bool(0.2) && w.packages.len() > 1 {
+                        let p = w.packages.remove(0);
+                        self.post(&format!("/v1/credit-packages/{p}/retire"), Some(&self.admin), json!({}))
+                            .await;
+                    } else {
+                        let path = format!("/v1/users/{}/roles", c.id);
+                        self.post(&path, Some(&self.admin), json!({ "role": "auditor" })).await;
+                    }
+                }
+            }
+        }
+        w
+    }
+}

@@ -1,0 +1,119 @@
+//! The read-model documents the projector writes and the query API serves, their Redis
+//! keys, and how to load each from its Postgres table (the source the cache is
+//! rebuilt from and the fallback when Redis is down).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+use crate::account::Lot;
+
+/// Redis key of the catalog version: bumped after every catalog change, and part of
+/// every cached search key, so one bump invalidates all cached searches.
+pub const CATALOG_VERSION_KEY: &str = "tally:catalog:version";
+
+pub fn balance_key(user_id: Uuid) -> String {
+    format!("tally:balance:{user_id}")
+}
+
+pub fn product_key(id: Uuid) -> String {
+    format!("tally:product:{id}")
+}
+
+/// The checkpoint token up to which a projection's Redis entries are written. Readers
+/// that must see a position use the cache only once this has passed it.
+pub fn cache_checkpoint_key(projection: &str) -> String {
+    format!("tally:checkpoint:{projection}")
+}
+
+/// An account as the `accounts` projection keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BalanceDoc {
+    pub user_id: Uuid,
+    /// The fold of the events. Lots past their expiry still count here until their
+    /// `PointsExpired` event is recorded; [`BalanceDoc::spendable`] leaves them out.
+    pub balance: i64,
+    pub lifetime_earned: i64,
+    pub lifetime_spent: i64,
+    pub lots: Vec<Lot>,
+}
+
+impl BalanceDoc {
+    pub fn empty(user_id: Uuid) -> Self {
+        BalanceDoc { user_id, balance: 0, lifetime_earned: 0, lifetime_spent: 0, lots: Vec::new() }
+    }
+
+    /// The points a customer can spend at `now`.
+    pub fn spendable(&self, now: DateTime<Utc>) -> i64 {
+        self.lots.iter().filter(|l| l.expires_at.is_none_or(|t| t > now)).map(|l| l.remaining).sum()
+    }
+}
+
+/// A catalog product as clients see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductDoc {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub category_id: Uuid,
+    pub point_cost: i64,
+    pub available: i64,
+    pub in_offer_pool: bool,
+    pub active: bool,
+    pub image_url: Option<String>,
+}
+
+pub const PRODUCT_COLUMNS: &str =
+    "id, name, description, category_id, point_cost, available, in_offer_pool, active, image_url";
+
+impl ProductDoc {
+    pub fn from_row(r: &tokio_postgres::Row) -> Self {
+        ProductDoc {
+            id: r.get("id"),
+            name: r.get("name"),
+            description: r.get("description"),
+            category_id: r.get("category_id"),
+            point_cost: r.get("point_cost"),
+            available: r.get("available"),
+            in_offer_pool: r.get("in_offer_pool"),
+            active: r.get("active"),
+            image_url: r.get("image_url"),
+        }
+    }
+}
+
+/// Loads one account's balance document from `read.balances`.
+pub async fn load_balance(
+    client: &impl GenericClient,
+    user_id: Uuid,
+) -> Result<Option<BalanceDoc>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT user_id, balance, lifetime_earned, lifetime_spent, lots \
+             FROM read.balances WHERE user_id = $1",
+            &[&user_id],
+        )
+        .await?;
+    Ok(row.map(|r| balance_from_row(&r)))
+}
+
+pub fn balance_from_row(r: &tokio_postgres::Row) -> BalanceDoc {
+    let lots: serde_json::Value = r.get("lots");
+    BalanceDoc {
+        user_id: r.get("user_id"),
+        balance: r.get("balance"),
+        lifetime_earned: r.get("lifetime_earned"),
+        lifetime_spent: r.get("lifetime_spent"),
+        lots: serde_json::from_value(lots).unwrap_or_default(),
+    }
+}
+
+/// Loads one product document from `read.products`.
+pub async fn load_product(
+    client: &impl GenericClient,
+    id: Uuid,
+) -> Result<Option<ProductDoc>, tokio_postgres::Error> {
+    let sql = format!("SELECT {PRODUCT_COLUMNS} FROM read.products WHERE id = $1");
+    Ok(client.query_opt(&sql, &[&id]).await?.map(|r| ProductDoc::from_row(&r)))
+}

@@ -1,0 +1,77 @@
+//! One batch, exactly once: read the checkpoint, read the next events in the safe
+//! global order, apply them and move the checkpoint, all in one transaction.
+
+use chrono::{DateTime, Utc};
+use domain::infra::store::{self, Checkpoint, StoreError};
+use tokio_postgres::{Client, GenericClient};
+
+use crate::projections::{Changes, ProjectError, Projection};
+
+/// What a committed batch did.
+#[derive(Debug)]
+pub struct Batch {
+    pub events: usize,
+    pub last: Checkpoint,
+    pub last_event_at: DateTime<Utc>,
+    /// The projection's rebuild generation when the batch ran.
+    pub generation: i64,
+    pub changes: Changes,
+}
+
+impl From<StoreError> for ProjectError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Database(e) => ProjectError::Database(e),
+            StoreError::Codec(e) => ProjectError::Json(e),
+            other => ProjectError::Store(other.to_string()),
+        }
+    }
+}
+
+/// Serializes batches with a rebuild's swap. A transaction-scoped advisory lock rather
+/// than `FOR UPDATE` on the checkpoint row, because a row lock would give the batch a
+/// transaction id before it reads, and the safe read stops below the reader's own id.
+pub async fn lock_batch(client: &impl GenericClient, projection: Projection) -> Result<(), ProjectError> {
+    client.execute("SELECT pg_advisory_xact_lock($1)", &[&(projection.lock_key() + 0x100)]).await?;
+    Ok(())
+}
+
+/// The projection's checkpoint and rebuild generation.
+pub async fn checkpoint(
+    client: &impl GenericClient,
+    projection: Projection,
+) -> Result<(Checkpoint, i64), ProjectError> {
+    let row = client
+        .query_one(
+            "SELECT tx_id, position, generation FROM read.checkpoints WHERE projection = $1",
+            &[&projection.name()],
+        )
+        .await?;
+    Ok((Checkpoint { tx_id: row.get::<_, i64>(0) as u64, position: row.get(1) }, row.get(2)))
+}
+
+/// Applies the next batch of at most `limit` events; `None` when there was nothing new.
+/// Either the whole batch and its checkpoint commit, or nothing does.
+pub async fn step(
+    client: &mut Client,
+    projection: Projection,
+    limit: i64,
+) -> Result<Option<Batch>, ProjectError> {
+    let tx = client.transaction().await?;
+    lock_batch(&tx, projection).await?;
+    let (after, generation) = checkpoint(&tx, projection).await?;
+    let events = store::read_all(&tx, after, limit).await?;
+    let Some(last) = events.last() else {
+        return Ok(None);
+    };
+    let (last, last_event_at) = (Checkpoint::of(last), last.recorded_at);
+    let changes = projection.apply(&tx, &events).await?;
+    tx.execute(
+        "UPDATE read.checkpoints SET tx_id = $2, position = $3, events_applied = events_applied + $4, \
+           last_event_at = $5, updated_at = now() WHERE projection = $1",
+        &[&projection.name(), &(last.tx_id as i64), &last.position, &(events.len() as i64), &last_event_at],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some(Batch { events: events.len(), last, last_event_at, generation, changes }))
+}

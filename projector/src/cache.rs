@@ -1,0 +1,158 @@
+//! The Redis side of a projection: after each commit its changed documents are written
+//! to Redis by a task of their own, so Redis being slow or down never holds up the
+//! Postgres projection.
+//!
+//! When a write fails (or the queue overflows, or a rebuild swapped the tables) the
+//! cache is marked dirty: queued writes are dropped and the whole cache of the
+//! projection is rewritten from Postgres, retried every second until Redis answers.
+//! Each write ends by moving the projection's cache checkpoint, so a reader that needs
+//! a position only trusts Redis once the checkpoint has passed it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use domain::infra::cache;
+use domain::infra::store::Checkpoint;
+use domain::infra::views::{
+    balance_from_row, balance_key, cache_checkpoint_key, product_key, ProductDoc, CATALOG_VERSION_KEY,
+    PRODUCT_COLUMNS,
+};
+use fred::prelude::{Client, KeysInterface};
+use futures_util::{pin_mut, TryStreamExt};
+use tokio::sync::mpsc;
+
+use crate::batch;
+use crate::metrics::Metrics;
+use crate::projections::{Changes, Projection};
+
+const QUEUE: usize = 4096;
+const RETRY: Duration = Duration::from_secs(1);
+const CHUNK: usize = 1000;
+
+struct Update {
+    changes: Changes,
+    last: Checkpoint,
+}
+
+/// Feeds a projection's cache task.
+#[derive(Clone)]
+pub struct CacheHandle {
+    tx: mpsc::Sender<Update>,
+    dirty: Arc<AtomicBool>,
+}
+
+impl CacheHandle {
+    /// Queues the documents a committed batch changed. Never waits.
+    pub fn publish(&self, changes: Changes, last: Checkpoint) {
+        if self.tx.try_send(Update { changes, last }).is_err() {
+            self.dirty.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Asks for the whole cache to be rewritten from Postgres.
+    pub fn invalidate(&self, last: Checkpoint) {
+        self.dirty.store(true, Ordering::SeqCst);
+        let _ = self.tx.try_send(Update { changes: Changes::default(), last });
+    }
+}
+
+/// Starts the cache task of `projection`, or returns `None` when it caches nothing.
+/// The cache starts dirty: whatever Redis holds is rewritten before the first update.
+pub fn spawn(projection: Projection, redis: Client, pool: Pool, metrics: Metrics) -> Option<CacheHandle> {
+    if !matches!(projection, Projection::Accounts | Projection::Catalog) {
+        return None;
+    }
+    let (tx, mut rx) = mpsc::channel::<Update>(QUEUE);
+    let dirty = Arc::new(AtomicBool::new(true));
+    let flag = dirty.clone();
+    tokio::spawn(async move {
+        loop {
+            if flag.load(Ordering::SeqCst) {
+                while rx.try_recv().is_ok() {}
+                match repair(projection, &redis, &pool).await {
+                    Ok(rows) => {
+                        flag.store(false, Ordering::SeqCst);
+                        metrics.cache_repairs.with_label_values(&[projection.name()]).inc();
+                        tracing::info!(%projection, rows, "cache rewritten from Postgres");
+                    }
+                    Err(e) => {
+                        metrics.redis_errors.inc();
+                        tracing::warn!(%projection, error = %e, "cache repair failed; retrying");
+                        tokio::time::sleep(RETRY).await;
+                        continue;
+                    }
+                }
+            }
+            let Some(update) = rx.recv().await else { return };
+            if let Err(e) = write(projection, &redis, &update).await {
+                metrics.redis_errors.inc();
+                tracing::warn!(%projection, error = %e, "cache write failed; the cache will be repaired");
+                flag.store(true, Ordering::SeqCst);
+            }
+        }
+    });
+    Some(CacheHandle { tx, dirty })
+}
+
+async fn write(projection: Projection, redis: &Client, update: &Update) -> anyhow::Result<()> {
+    let redis = cache::fail_fast(redis);
+    let mut entries = Vec::with_capacity(update.changes.balances.len() + update.changes.products.len() + 1);
+    for doc in &update.changes.balances {
+        entries.push((balance_key(doc.user_id), serde_json::to_string(doc)?));
+    }
+    for doc in &update.changes.products {
+        entries.push((product_key(doc.id), serde_json::to_string(doc)?));
+    }
+    entries.push((cache_checkpoint_key(projection.name()), update.last.token()));
+    let _: () = redis.mset(entries).await?;
+    if update.changes.catalog_changed {
+        let _: i64 = redis.incr(CATALOG_VERSION_KEY).await?;
+    }
+    Ok(())
+}
+
+/// Rewrites every cached document of `projection` from its Postgres table. The cache
+/// checkpoint is withdrawn first and set back to the checkpoint read before the rows,
+/// so readers never trust a half-repaired cache.
+async fn repair(projection: Projection, redis: &Client, pool: &Pool) -> anyhow::Result<u64> {
+    let redis = cache::fail_fast(redis);
+    let key = cache_checkpoint_key(projection.name());
+    let _: i64 = redis.del(&key).await?;
+    let client = pool.get().await?;
+    let (checkpoint, _) = batch::checkpoint(&**client, projection).await?;
+    let sql = match projection {
+        Projection::Accounts => {
+            "SELECT user_id, balance, lifetime_earned, lifetime_spent, lots FROM read.balances".to_owned()
+        }
+        _ => format!("SELECT {PRODUCT_COLUMNS} FROM read.products"),
+    };
+    let rows = client.query_raw(&sql, std::iter::empty::<i32>()).await?;
+    pin_mut!(rows);
+    let mut written = 0u64;
+    let mut chunk = Vec::with_capacity(CHUNK);
+    while let Some(row) = rows.try_next().await? {
+        chunk.push(match projection {
+            Projection::Accounts => {
+                let doc = balance_from_row(&row);
+                (balance_key(doc.user_id), serde_json::to_string(&doc)?)
+            }
+            _ => {
+                let doc = ProductDoc::from_row(&row);
+                (product_key(doc.id), serde_json::to_string(&doc)?)
+            }
+        });
+        if chunk.len() == CHUNK {
+            written += chunk.len() as u64;
+            let _: () = redis.mset(std::mem::take(&mut chunk)).await?;
+        }
+    }
+    written += chunk.len() as u64;
+    chunk.push((key, checkpoint.token()));
+    let _: () = redis.mset(chunk).await?;
+    if projection == Projection::Catalog {
+        let _: i64 = redis.incr(CATALOG_VERSION_KEY).await?;
+    }
+    Ok(written)
+}

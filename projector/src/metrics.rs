@@ -1,0 +1,92 @@
+//! The projector's Prometheus series, served on `/metrics`.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Events committed but not yet applied, per projection.
+    pub lag_events: IntGaugeVec,
+    /// Age of the oldest event not yet applied, in milliseconds.
+    pub lag_ms: IntGaugeVec,
+    /// 1 while this instance holds the projection's lock, 0 as a standby.
+    pub active: IntGaugeVec,
+    pub events: IntCounterVec,
+    pub batch_size: HistogramVec,
+    pub batch_seconds: HistogramVec,
+    pub redis_errors: IntCounter,
+    pub cache_repairs: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let by_projection = |name: &str, help: &str| {
+            IntGaugeVec::new(Opts::new(name, help), &["projection"]).expect("valid metric")
+        };
+        let m = Metrics {
+            lag_events: by_projection("tally_projection_lag_events", "Events not yet applied"),
+            lag_ms: by_projection("tally_projection_lag_milliseconds", "Age of the oldest unapplied event"),
+            active: by_projection("tally_projection_active", "1 when this instance applies the projection"),
+            events: IntCounterVec::new(
+                Opts::new("tally_projection_events_total", "Events applied"),
+                &["projection"],
+            )
+            .expect("valid metric"),
+            batch_size: HistogramVec::new(
+                HistogramOpts::new("tally_projection_batch_size", "Events per applied batch")
+                    .buckets(vec![1.0, 5.0, 25.0, 100.0, 250.0, 500.0, 1000.0, 5000.0]),
+                &["projection"],
+            )
+            .expect("valid metric"),
+            batch_seconds: HistogramVec::new(
+                HistogramOpts::new("tally_projection_batch_seconds", "Time to apply and commit a batch")
+                    .buckets(prometheus::exponential_buckets(0.0005, 2.0, 14).expect("valid buckets")),
+                &["projection"],
+            )
+            .expect("valid metric"),
+            redis_errors: IntCounter::new("tally_redis_errors_total", "Failed Redis cache writes")
+                .expect("valid metric"),
+            cache_repairs: IntCounterVec::new(
+                Opts::new("tally_cache_repairs_total", "Full cache rewrites from Postgres"),
+                &["projection"],
+            )
+            .expect("valid metric"),
+            registry,
+        };
+        m.register();
+        m
+    }
+
+    fn register(&self) {
+        let collectors: [Box<dyn prometheus::core::Collector>; 8] = [
+            Box::new(self.lag_events.clone()),
+            Box::new(self.lag_ms.clone()),
+            Box::new(self.active.clone()),
+            Box::new(self.events.clone()),
+            Box::new(self.batch_size.clone()),
+            Box::new(self.batch_seconds.clone()),
+            Box::new(self.redis_errors.clone()),
+            Box::new(self.cache_repairs.clone()),
+        ];
+        for c in collectors {
+            self.registry.register(c).expect("metric names are unique");
+        }
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

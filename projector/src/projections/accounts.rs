@@ -1,0 +1,133 @@
+//! `accounts`: balances (with their lots) and the ledger, one row per points movement.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use domain::account::{Account, AccountEvent, CreditSource, Lot};
+use domain::infra::store::RecordedEvent;
+use domain::infra::views::BalanceDoc;
+use domain::Aggregate;
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Transaction;
+use uuid::Uuid;
+
+use super::{decode, load, replace_on, write, Changes, ProjectError};
+
+const BALANCE_COLUMNS: &str = "user_id, balance, lifetime_earned, lifetime_spent, lots, version, updated_at";
+const LEDGER_COLUMNS: &str = "user_id, version, at, kind, delta, balance_after, reference";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct BalanceRow {
+    user_id: Uuid,
+    balance: i64,
+    lifetime_earned: i64,
+    lifetime_spent: i64,
+    lots: Vec<Lot>,
+    version: i64,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize)]
+struct LedgerRow {
+    user_id: Uuid,
+    version: i64,
+    at: DateTime<Utc>,
+    kind: &'static str,
+    delta: i64,
+    balance_after: i64,
+    reference: Option<String>,
+}
+
+pub(super) async fn apply(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Result<Changes, ProjectError> {
+    let events = decode::<AccountEvent>(events, "account-")?;
+    if events.is_empty() {
+        return Ok(Changes::default());
+    }
+    let mut ids: Vec<Uuid> = events.iter().map(|(_, e)| e.user_id().0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut rows: HashMap<Uuid, BalanceRow> = load::<BalanceRow>(tx, "balances", "user_id", &ids)
+        .await?
+        .into_iter()
+        .map(|r| (r.user_id, r))
+        .collect();
+
+    let mut ledger = Vec::new();
+    for (recorded, event) in &events {
+        let user_id = event.user_id().0;
+        let row = rows.entry(user_id).or_insert_with(|| BalanceRow::new(user_id));
+        ledger.extend(row.apply(recorded, event));
+    }
+
+    let rows: Vec<BalanceRow> = rows.into_values().collect();
+    write(tx, "balances", BALANCE_COLUMNS, &replace_on("user_id", BALANCE_COLUMNS), &rows).await?;
+    write(tx, "ledger", LEDGER_COLUMNS, "", &ledger).await?;
+    Ok(Changes { balances: rows.into_iter().map(BalanceRow::into_doc).collect(), ..Changes::default() })
+}
+
+impl BalanceRow {
+    fn new(user_id: Uuid) -> Self {
+        BalanceRow {
+            user_id,
+            balance: 0,
+            lifetime_earned: 0,
+            lifetime_spent: 0,
+            lots: Vec::new(),
+            version: 0,
+            updated_at: DateTime::<Utc>::MIN_UTC,
+        }
+    }
+
+    /// Folds one event in; returns its ledger line when it moved points.
+    fn apply(&mut self, recorded: &RecordedEvent, event: &AccountEvent) -> Option<LedgerRow> {
+        // The lot arithmetic is the aggregate's own, so the two can never disagree.
+        let mut account = Account::default();
+        account.lots = std::mem::take(&mut self.lots);
+        account.apply(event);
+        self.lots = account.lots;
+
+        let delta = event.delta();
+        self.balance += delta;
+        self.version = recorded.version;
+        self.updated_at = recorded.recorded_at;
+        let (kind, reference) = match event {
+            AccountEvent::PointsCredited { source: CreditSource::Purchase { purchase_id }, .. } => {
+                self.lifetime_earned += delta;
+                ("credit", Some(purchase_id.to_string()))
+            }
+            AccountEvent::PointsDebited { redemption_id, points, .. } => {
+                self.lifetime_spent += points;
+                ("debit", Some(redemption_id.to_string()))
+            }
+            AccountEvent::PointsRefunded { redemption_id, points, .. } => {
+                self.lifetime_spent -= points;
+                ("refund", Some(redemption_id.to_string()))
+            }
+            AccountEvent::PointsAdjusted { delta, reason, reference, .. } => {
+                self.lifetime_earned += (*delta).max(0);
+                ("adjustment", Some(reference.clone().unwrap_or_else(|| reason.clone())))
+            }
+            AccountEvent::PointsExpired { lot_id, .. } => ("expiry", Some(lot_id.to_string())),
+            AccountEvent::AccountOpened { .. } | AccountEvent::RoleGranted { .. } => return None,
+        };
+        Some(LedgerRow {
+            user_id: self.user_id,
+            version: recorded.version,
+            at: recorded.recorded_at,
+            kind,
+            delta,
+            balance_after: self.balance,
+            reference,
+        })
+    }
+
+    fn into_doc(self) -> BalanceDoc {
+        BalanceDoc {
+            user_id: self.user_id,
+            balance: self.balance,
+            lifetime_earned: self.lifetime_earned,
+            lifetime_spent: self.lifetime_spent,
+            lots: self.lots,
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! `projector rebuild`: replays every event into fresh copies of a projection's tables
+//! in a staging schema, then swaps them in, so the query API answers from the old
+//! tables until the moment of the swap.
+//!
+//! The swap runs in one transaction that first takes the projection's batch lock, so
+//! the running projector pauses for it: the copies catch up on the last events, replace
+//! the live tables, and the checkpoint moves to the copies' checkpoint. Bumping the
+//! generation tells the running projector to rewrite its Redis cache.
+
+use std::time::Instant;
+
+use domain::infra::store::{self, Checkpoint, RecordedEvent};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use tokio_postgres::{Client, GenericClient, NoTls, Transaction};
+
+use crate::batch;
+use crate::projections::Projection;
+
+/// Events per transaction while replaying.
+const BATCH: i64 = 5000;
+
+#[derive(Debug, Serialize)]
+pub struct Rebuilt {
+    pub projection: String,
+    pub events: u64,
+    pub seconds: f64,
+    pub events_per_second: f64,
+    pub checkpoint: String,
+}
+
+/// Rebuilds `projection`; `progress` is drawn on stderr when it is a terminal.
+pub async fn rebuild(url: &str, projection: Projection, progress: bool) -> anyhow::Result<Rebuilt> {
+    let (mut client, conn) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(conn);
+    let staging = format!("rebuild_{}", projection.name());
+    create_staging(&client, projection, &staging).await?;
+    let bar = progress_bar(&client, projection, progress).await?;
+
+    let started = Instant::now();
+    let mut checkpoint = Checkpoint::default();
+    let mut events = 0u64;
+    loop {
+        let tx = client.transaction().await?;
+        let n = replay(&tx, projection, &mut checkpoint, BATCH).await?;
+        tx.commit().await?;
+        if n == 0 {
+            break;
+        }
+        events += n;
+        bar.inc(n);
+    }
+
+    let tx = client.transaction().await?;
+    batch::lock_batch(&tx, projection).await?;
+    loop {
+        let n = replay(&tx, projection, &mut checkpoint, BATCH).await?;
+        if n == 0 {
+            break;
+        }
+        events += n;
+        bar.inc(n);
+    }
+    swap(&tx, projection, &staging, checkpoint, events).await?;
+    tx.commit().await?;
+    bar.finish_and_clear();
+
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Rebuilt {
+        projection: projection.name().to_owned(),
+        events,
+        seconds,
+        events_per_second: if seconds > 0.0 { events as f64 / seconds } else { 0.0 },
+        checkpoint: checkpoint.token(),
+    })
+}
+
+/// Empty copies of the projection's tables (indexes, defaults and generated columns
+/// included), and a search path that sends the projection's SQL to them.
+async fn create_staging(client: &Client, projection: Projection, staging: &str) -> anyhow::Result<()> {
+    let mut sql = format!("DROP SCHEMA IF EXISTS {staging} CASCADE; CREATE SCHEMA {staging};");
+    for table in projection.tables() {
+        sql.push_str(&format!("CREATE TABLE {staging}.{table} (LIKE read.{table} INCLUDING ALL);"));
+    }
+    sql.push_str(&format!("SET search_path = {staging};"));
+    client.batch_execute(&sql).await?;
+    Ok(())
+}
+
+async fn progress_bar(client: &Client, projection: Projection, show: bool) -> anyhow::Result<ProgressBar> {
+    if !show {
+        return Ok(ProgressBar::hidden());
+    }
+    let total: i64 = client.query_one("SELECT count(*) FROM es.events", &[]).await?.get(0);
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg:>10} [{bar:40}] {human_pos}/{human_len} events {per_sec} eta {eta}",
+        )?
+        .progress_chars("=> "),
+    );
+    bar.set_message(projection.name());
+    Ok(bar)
+}
+
+/// Applies the next events after `checkpoint` to the staging tables.
+async fn replay(
+    tx: &Transaction<'_>,
+    projection: Projection,
+    checkpoint: &mut Checkpoint,
+    limit: i64,
+) -> anyhow::Result<u64> {
+    let events: Vec<RecordedEvent> = store::read_all(tx, *checkpoint, limit).await?;
+    let Some(last) = events.last() else { return Ok(0) };
+    *checkpoint = Checkpoint::of(last);
+    projection.apply(tx, &events).await?;
+    Ok(events.len() as u64)
+}
+
+async fn swap(
+    tx: &impl GenericClient,
+    projection: Projection,
+    staging: &str,
+    checkpoint: Checkpoint,
+    events: u64,
+) -> anyhow::Result<()> {
+    let mut sql = String::new();
+    for table in projection.tables() {
+        sql.push_str(&format!("DROP TABLE read.{table}; ALTER TABLE {staging}.{table} SET SCHEMA read;"));
+    }
+    sql.push_str(&format!("DROP SCHEMA {staging}; SET search_path = read;"));
+    tx.batch_execute(&sql).await?;
+    tx.execute(
+        "UPDATE read.checkpoints SET tx_id = $2, position = $3, events_applied = $4, generation = generation + 1, \
+           last_event_at = (SELECT recorded_at FROM es.events WHERE position = $3), updated_at = now() \
+         WHERE projection = $1",
+        &[&projection.name(), &(checkpoint.tx_id as i64), &checkpoint.position, &(events as i64)],
+    )
+    .await?;
+    Ok(())
+}

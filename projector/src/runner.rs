@@ -1,0 +1,207 @@
+//! `projector run`: one worker per projection. A worker becomes the active instance by
+//! taking the projection's session advisory lock on its own connection; until then it
+//! is a hot standby that retries every half second. The lock dies with the session, so
+//! when the active process dies a standby takes over within a second or so.
+//!
+//! The active worker applies batches until it catches up, then sleeps until a NOTIFY
+//! or the poll interval wakes it. Shutdown is checked between batches only, so the
+//! batch in hand always commits or rolls back whole.
+
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::Pool;
+use fred::prelude::Client as Redis;
+use futures_util::StreamExt;
+use tokio::sync::watch;
+use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_util::sync::CancellationToken;
+
+use crate::batch;
+use crate::cache::{self, CacheHandle};
+use crate::metrics::Metrics;
+use crate::projections::Projection;
+
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub database_url: String,
+    pub batch_size: i64,
+    /// How often to look for events when no notification arrives.
+    pub poll_interval: Duration,
+    /// How often a standby tries to take over.
+    pub standby_interval: Duration,
+}
+
+impl RunConfig {
+    pub fn new(database_url: &str) -> Self {
+        RunConfig {
+            database_url: database_url.to_owned(),
+            batch_size: 1000,
+            poll_interval: Duration::from_millis(500),
+            standby_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Everything a worker shares with the others.
+#[derive(Clone)]
+pub struct Context {
+    pub config: RunConfig,
+    pub pool: Pool,
+    pub redis: Redis,
+    pub metrics: Metrics,
+    pub shutdown: CancellationToken,
+}
+
+/// Runs every projection until `shutdown` is cancelled.
+pub async fn run(ctx: Context) -> anyhow::Result<()> {
+    let wake = listen(&ctx.config.database_url, ctx.shutdown.clone());
+    let workers: Vec<_> = Projection::ALL
+        .into_iter()
+        .map(|p| {
+            let cache = cache::spawn(p, ctx.redis.clone(), ctx.pool.clone(), ctx.metrics.clone());
+            tokio::spawn(work(p, ctx.clone(), cache, wake.clone()))
+        })
+        .collect();
+    for w in workers {
+        w.await?;
+    }
+    Ok(())
+}
+
+/// A wake-up counter bumped by every `tally_events` notification. A watch channel
+/// remembers a bump that arrives while the worker is busy, so none is lost.
+fn listen(url: &str, shutdown: CancellationToken) -> watch::Receiver<u64> {
+    let (tx, rx) = watch::channel(0u64);
+    let url = url.to_owned();
+    tokio::spawn(async move {
+        while !shutdown.is_cancelled() {
+            if let Err(e) = listen_once(&url, &tx, &shutdown).await {
+                tracing::warn!(error = %e, "event notifications lost; reconnecting (polling continues)");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+    });
+    rx
+}
+
+async fn listen_once(url: &str, tx: &watch::Sender<u64>, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    let (client, mut conn) = tokio_postgres::connect(url, NoTls).await?;
+    let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+    let listen = client.batch_execute("LISTEN tally_events");
+    // The connection must be polled for LISTEN to complete.
+    tokio::pin!(listen);
+    let mut listening = false;
+    loop {
+        tokio::select! {
+            r = &mut listen, if !listening => {
+                r?;
+                listening = true;
+            }
+            m = messages.next() => match m {
+                Some(Ok(AsyncMessage::Notification(_))) => { tx.send_modify(|n| *n += 1); }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => return Ok(()),
+            },
+            _ = shutdown.cancelled() => return Ok(()),
+        }
+    }
+}
+
+async fn work(projection: Projection, ctx: Context, cache: Option<CacheHandle>, wake: watch::Receiver<u64>) {
+    let active = ctx.metrics.active.with_label_values(&[projection.name()]);
+    while !ctx.shutdown.is_cancelled() {
+        active.set(0);
+        let client = match acquire(projection, &ctx).await {
+            Ok(Some(client)) => client,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(%projection, error = %e, "cannot reach Postgres; retrying");
+                pause(&ctx, Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        active.set(1);
+        tracing::info!(%projection, "active: this instance applies the projection");
+        if let Err(e) = apply_until_shutdown(projection, &ctx, client, cache.as_ref(), wake.clone()).await {
+            tracing::error!(%projection, error = %e, "projection stopped; reconnecting");
+            pause(&ctx, Duration::from_secs(1)).await;
+        }
+    }
+    active.set(0);
+}
+
+/// Connects and waits as a standby until this instance holds the projection's lock.
+async fn acquire(projection: Projection, ctx: &Context) -> anyhow::Result<Option<Client>> {
+    let (client, conn) = tokio_postgres::connect(&ctx.config.database_url, NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::warn!(error = %e, "projector connection closed");
+        }
+    });
+    client
+        .batch_execute(&format!(
+            "SET search_path = read; SET application_name = 'tally-projector:{projection}'"
+        ))
+        .await?;
+    let mut announced = false;
+    loop {
+        let row = client.query_one("SELECT pg_try_advisory_lock($1)", &[&projection.lock_key()]).await?;
+        if row.get::<_, bool>(0) {
+            return Ok(Some(client));
+        }
+        if !announced {
+            tracing::info!(%projection, "standby: another instance is active");
+            announced = true;
+        }
+        if pause(ctx, ctx.config.standby_interval).await {
+            return Ok(None);
+        }
+    }
+}
+
+async fn apply_until_shutdown(
+    projection: Projection,
+    ctx: &Context,
+    mut client: Client,
+    cache: Option<&CacheHandle>,
+    mut wake: watch::Receiver<u64>,
+) -> anyhow::Result<()> {
+    let name = projection.name();
+    let mut generation = None;
+    while !ctx.shutdown.is_cancelled() {
+        wake.borrow_and_update();
+        let started = Instant::now();
+        let Some(batch) = batch::step(&mut client, projection, ctx.config.batch_size).await? else {
+            tokio::select! {
+                _ = wake.changed() => {}
+                _ = tokio::time::sleep(ctx.config.poll_interval) => {}
+                _ = ctx.shutdown.cancelled() => {}
+            }
+            continue;
+        };
+        ctx.metrics.events.with_label_values(&[name]).inc_by(batch.events as u64);
+        ctx.metrics.batch_size.with_label_values(&[name]).observe(batch.events as f64);
+        ctx.metrics.batch_seconds.with_label_values(&[name]).observe(started.elapsed().as_secs_f64());
+        tracing::debug!(%projection, events = batch.events, position = %batch.last.token(), "batch applied");
+        if let Some(cache) = cache {
+            if generation.is_some_and(|g| g != batch.generation) {
+                cache.invalidate(batch.last);
+            }
+            cache.publish(batch.changes, batch.last);
+        }
+        generation = Some(batch.generation);
+    }
+    Ok(())
+}
+
+/// Sleeps for `d` unless shutdown comes first; true when it did.
+async fn pause(ctx: &Context, d: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = ctx.shutdown.cancelled() => true,
+    }
+}

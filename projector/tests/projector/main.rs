@@ -1,0 +1,7 @@
+//! The projector against real Postgres and Redis, driven by the real command API.
+
+mod cache;
+mod exactly_once;
+mod rebuild;
+mod standby;
+mod support;
