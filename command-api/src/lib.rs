@@ -5,11 +5,9 @@
 //! surface; [`pipeline`] runs every command (idempotency, retries, append);
 //! [`extract`] parses bodies and bearer tokens; [`error`] renders problem+json.
 
-pub mod error;
-pub mod extract;
 pub mod pipeline;
-pub mod request_id;
 pub mod routes;
+pub use domain::infra::http::{error, extract, request_id};
 pub mod startup;
 pub mod state;
 #[cfg(feature = "testkit")]

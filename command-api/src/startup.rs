@@ -41,9 +41,11 @@ impl Application {
             .with_context(|| format!("binding the command API to {}", settings.command_addr))?;
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state.clone());
+        let keys = web::Data::new(state.keys.clone());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(keys.clone())
                 .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
                 .configure(routes::configure)
                 .wrap_fn(crate::request_id::middleware)

@@ -6,6 +6,8 @@ pub mod cache;
 pub mod chain;
 pub mod config;
 pub mod db;
+pub mod history;
+pub mod http;
 pub mod store;
 pub mod telemetry;
 #[cfg(feature = "testkit")]

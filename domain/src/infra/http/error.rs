@@ -1,15 +1,15 @@
 //! `ApiError`: every failure a client can see, rendered as `application/problem+json`
 //! with a stable `code` (design §5). 5xx causes are logged whole and never shown.
 
+use crate::account::AccountError;
+use crate::category::CategoryError;
+use crate::infra::store::StoreError;
+use crate::package::PackageError;
+use crate::product::ProductError;
+use crate::purchase::PurchaseError;
+use crate::redemption::RedemptionError;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use domain::account::AccountError;
-use domain::category::CategoryError;
-use domain::infra::store::StoreError;
-use domain::package::PackageError;
-use domain::product::ProductError;
-use domain::purchase::PurchaseError;
-use domain::redemption::RedemptionError;
 
 tokio::task_local! {
     /// The current request's id, set by the request-id middleware for error bodies.
@@ -48,6 +48,10 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("{0}")]
     InvalidSignature(&'static str),
+    #[error("{0}")]
+    ProjectionLagging(String),
+    #[error("too many requests; retry after {0} s")]
+    RateLimited(u64),
     #[error("the service is temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
     #[error("an unexpected error occurred")]
@@ -70,6 +74,8 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::InvalidSignature(_) => "invalid_signature",
+            ApiError::ProjectionLagging(_) => "projection_lagging",
+            ApiError::RateLimited(_) => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Unexpected(_) => "internal",
         }
@@ -85,6 +91,7 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE => "Payload too large",
             StatusCode::UNPROCESSABLE_ENTITY => "Unprocessable request",
             StatusCode::SERVICE_UNAVAILABLE => "Unavailable",
+            StatusCode::TOO_MANY_REQUESTS => "Too many requests",
             _ => "Internal error",
         }
     }
@@ -99,7 +106,8 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) | ApiError::AlreadyExists(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::ProjectionLagging(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         }
@@ -121,8 +129,11 @@ impl ResponseError for ApiError {
         });
         let mut res = HttpResponse::build(status);
         res.insert_header((header::CONTENT_TYPE, "application/problem+json"));
-        if matches!(self, ApiError::Unauthenticated(_)) {
-            res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        match self {
+            ApiError::Unauthenticated(_) => _ = res.insert_header((header::WWW_AUTHENTICATE, "Bearer")),
+            ApiError::RateLimited(secs) => _ = res.insert_header((header::RETRY_AFTER, secs.to_string())),
+            ApiError::ProjectionLagging(_) => _ = res.insert_header((header::RETRY_AFTER, "1")),
+            _ => {}
         }
         res.body(body.to_string())
     }

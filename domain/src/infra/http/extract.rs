@@ -4,16 +4,15 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::infra::token::{Claims, TokenError, TokenKeys};
+use crate::{Role, UserId};
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
-use domain::infra::token::{Claims, TokenError};
-use domain::{Role, UserId};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
-use crate::state::AppState;
+use super::error::ApiError;
 
 /// The largest request body accepted (design: huge bodies get `413 payload_too_large`).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -91,9 +90,9 @@ impl FromRequest for Caller {
 }
 
 fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("application state missing")))?;
+    let keys = req
+        .app_data::<web::Data<TokenKeys>>()
+        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("token keys missing from the app")))?;
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -103,7 +102,7 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         .ok()
         .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
         .ok_or(ApiError::Unauthenticated("the Authorization header must be `Bearer <token>`"))?;
-    let claims = state.keys.verify(token.trim()).map_err(|e| match e {
+    let claims = keys.verify(token.trim()).map_err(|e| match e {
         TokenError::Expired => ApiError::Unauthenticated("the token has expired"),
         TokenError::Invalid => ApiError::Unauthenticated("the token is not valid"),
     })?;

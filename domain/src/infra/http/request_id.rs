@@ -8,7 +8,7 @@ use actix_web::HttpMessage;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::error::REQUEST_ID;
+use super::error::REQUEST_ID;
 
 pub const HEADER: &str = "x-request-id";
 

@@ -1,0 +1,6 @@
+//! The HTTP conventions both APIs share (design §5): problem+json errors with stable
+//! codes, request ids, JSON bodies and bearer-token callers.
+
+pub mod error;
+pub mod extract;
+pub mod request_id;

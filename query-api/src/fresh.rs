@@ -1,0 +1,84 @@
+//! Read-your-writes (`X-Tally-Min-Position`) and the Redis read-through.
+//!
+//! A request that carries a position token waits until every projection it reads has
+//! applied that position in Postgres, polling its checkpoint, for at most the
+//! configured wait; then it answers, or fails with `503 projection_lagging`. It reads
+//! a cached document only when that projection's cache checkpoint has passed the
+//! token too; otherwise it reads Postgres. Without a token, the cache is used as is.
+
+use std::time::Duration;
+
+use actix_web::HttpRequest;
+use domain::infra::cache;
+use domain::infra::http::error::ApiError;
+use domain::infra::store::Checkpoint;
+use domain::infra::views::cache_checkpoint_key;
+use fred::prelude::KeysInterface;
+use serde::de::DeserializeOwned;
+
+use crate::state::AppState;
+
+pub const MIN_POSITION_HEADER: &str = "x-tally-min-position";
+const POLL: Duration = Duration::from_millis(5);
+
+/// The position a request must see, if it named one.
+#[derive(Debug, Clone, Copy)]
+pub struct Fresh(pub Option<Checkpoint>);
+
+/// Waits until `projections` have applied the request's `X-Tally-Min-Position`.
+pub async fn wait_for(state: &AppState, req: &HttpRequest, projections: &[&str]) -> Result<Fresh, ApiError> {
+    let Some(raw) = req.headers().get(MIN_POSITION_HEADER) else { return Ok(Fresh(None)) };
+    let token = raw.to_str().ok().and_then(Checkpoint::parse_token).ok_or_else(|| {
+        ApiError::Malformed(format!("{MIN_POSITION_HEADER} must be a position token from a command"))
+    })?;
+    let deadline = tokio::time::Instant::now() + state.config.min_position_wait;
+    let client = state.pool.get().await?;
+    let names: Vec<&str> = projections.to_vec();
+    loop {
+        let rows = client
+            .query("SELECT tx_id, position FROM read.checkpoints WHERE projection = ANY($1)", &[&names])
+            .await?;
+        let reached = rows.len() == names.len()
+            && rows
+                .iter()
+                .all(|r| Checkpoint { tx_id: r.get::<_, i64>(0) as u64, position: r.get(1) } >= token);
+        if reached {
+            return Ok(Fresh(Some(token)));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::ProjectionLagging(format!(
+                "the read models have not reached position {} yet; retry shortly",
+                token.token()
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// A document from Redis, when Redis answers, holds it, and (for a request with a
+/// position) the projection's cache has passed that position. Any error is a miss.
+pub async fn cached<T: DeserializeOwned>(
+    state: &AppState,
+    fresh: Fresh,
+    projection: &str,
+    key: &str,
+) -> Option<T> {
+    let redis = cache::fail_fast(&state.redis);
+    let values: Vec<Option<String>> =
+        match redis.mget(vec![cache_checkpoint_key(projection), key.to_owned()]).await {
+            Ok(values) => values,
+            Err(_) => {
+                state.metrics.cache.with_label_values(&["error"]).inc();
+                return None;
+            }
+        };
+    let mut values = values.into_iter();
+    let (checkpoint, doc) = (values.next().flatten(), values.next().flatten());
+    let current = match fresh.0 {
+        None => true,
+        Some(token) => checkpoint.as_deref().and_then(Checkpoint::parse_token).is_some_and(|c| c >= token),
+    };
+    let doc = doc.filter(|_| current).and_then(|d| serde_json::from_str(&d).ok());
+    state.metrics.cache.with_label_values(&[if doc.is_some() { "hit" } else { "miss" }]).inc();
+    doc
+}

@@ -1,0 +1,62 @@
+//! The query API's Prometheus series.
+
+use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Cache lookups by outcome: hit, miss, error.
+    pub cache: IntCounterVec,
+    /// Recommendations served, by variant and source.
+    pub recommendations: IntCounterVec,
+    /// Provider answers that fell back to rules, by reason.
+    pub reco_fallbacks: IntCounterVec,
+    /// 1 while the provider's circuit breaker is open.
+    pub breaker_open: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
+        };
+        let m = Metrics {
+            registry: Registry::new(),
+            cache: counter("tally_cache_lookups_total", "Redis lookups by outcome", &["outcome"]),
+            recommendations: counter(
+                "tally_recommendations_total",
+                "Recommendations served",
+                &["variant", "source"],
+            ),
+            reco_fallbacks: counter(
+                "tally_recommendation_fallbacks_total",
+                "Provider answers replaced by rules",
+                &["reason"],
+            ),
+            breaker_open: IntGauge::new("tally_recommendation_breaker_open", "1 while the breaker is open")
+                .expect("valid metric"),
+        };
+        let collectors: [Box<dyn prometheus::core::Collector>; 4] = [
+            Box::new(m.cache.clone()),
+            Box::new(m.recommendations.clone()),
+            Box::new(m.reco_fallbacks.clone()),
+            Box::new(m.breaker_open.clone()),
+        ];
+        for c in collectors {
+            m.registry.register(c).expect("metric names are unique");
+        }
+        m
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,115 @@
+//! Balances and the points ledger (projection `accounts`).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use domain::infra::http::error::ApiError;
+use domain::infra::http::extract::Caller;
+use domain::infra::views::{self, BalanceDoc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{owner_or_staff, user_in_path, Page, PageParams};
+use crate::fresh::{self, Fresh};
+use crate::state::AppState;
+
+#[derive(Debug, Serialize)]
+pub struct Balance {
+    pub user_id: Uuid,
+    /// Points the customer can spend now (lots past their expiry left out).
+    pub balance: i64,
+    pub lifetime_earned: i64,
+    pub lifetime_spent: i64,
+}
+
+pub async fn my_balance(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let fresh = fresh::wait_for(&state, &req, &["accounts"]).await?;
+    Ok(HttpResponse::Ok().json(balance_of(&state, fresh, caller.0.sub).await?))
+}
+
+pub async fn balance(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let user = user_in_path(&path)?;
+    owner_or_staff(&caller, user)?;
+    let fresh = fresh::wait_for(&state, &req, &["accounts"]).await?;
+    Ok(HttpResponse::Ok().json(balance_of(&state, fresh, user).await?))
+}
+
+/// The balance document: Redis first, Postgres when Redis misses or is behind.
+pub async fn balance_doc(state: &AppState, fresh: Fresh, user: Uuid) -> Result<BalanceDoc, ApiError> {
+    if let Some(doc) = fresh::cached::<BalanceDoc>(state, fresh, "accounts", &views::balance_key(user)).await
+    {
+        return Ok(doc);
+    }
+    let client = state.pool.get().await?;
+    views::load_balance(&**client, user).await?.ok_or_else(|| ApiError::NotFound("no such account".into()))
+}
+
+async fn balance_of(state: &AppState, fresh: Fresh, user: Uuid) -> Result<Balance, ApiError> {
+    let doc = balance_doc(state, fresh, user).await?;
+    Ok(Balance {
+        user_id: doc.user_id,
+        balance: doc.spendable(Utc::now()),
+        lifetime_earned: doc.lifetime_earned,
+        lifetime_spent: doc.lifetime_spent,
+    })
+}
+
+#[derive(Debug, Serialize)]
+struct LedgerLine {
+    at: DateTime<Utc>,
+    kind: String,
+    delta: i64,
+    balance_after: i64,
+    reference: Option<String>,
+}
+
+/// Newest first; the cursor is the account version of the last line returned.
+pub async fn ledger(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    path: web::Path<String>,
+    params: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    let user = user_in_path(&path)?;
+    owner_or_staff(&caller, user)?;
+    let limit = params.limit()?;
+    let before = match params.cursor.as_deref() {
+        None => i64::MAX,
+        Some(c) => c.parse::<i64>().map_err(|_| ApiError::Validation("cursor is not valid".into()))?,
+    };
+    fresh::wait_for(&state, &req, &["accounts"]).await?;
+    let client = state.pool.get().await?;
+    if client.query_opt("SELECT 1 FROM read.balances WHERE user_id = $1", &[&user]).await?.is_none() {
+        return Err(ApiError::NotFound("no such account".into()));
+    }
+    let rows = client
+        .query(
+            "SELECT version, at, kind, delta, balance_after, reference FROM read.ledger \
+             WHERE user_id = $1 AND version < $2 ORDER BY version DESC LIMIT $3",
+            &[&user, &before, &(limit + 1)],
+        )
+        .await?;
+    let more = rows.len() as i64 > limit;
+    let rows = &rows[..rows.len().min(limit as usize)];
+    let next_cursor = more.then(|| rows.last().map(|r| r.get::<_, i64>(0).to_string())).flatten();
+    let items = rows
+        .iter()
+        .map(|r| LedgerLine {
+            at: r.get(1),
+            kind: r.get(2),
+            delta: r.get(3),
+            balance_after: r.get(4),
+            reference: r.get(5),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
+}

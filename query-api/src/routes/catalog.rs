@@ -1,0 +1,244 @@
+//! The catalog (projection `catalog`): categories, products with search, packages.
+//!
+//! A product search is cached as the ordered list of matching ids, under a key that
+//! embeds the catalog version, for five minutes: a catalog change bumps the version
+//! and so invalidates every cached search at once, while stock moves (which change no
+//! match or rank) do not. Documents are then read from the product cache, so
+//! availability is always current.
+
+use std::collections::HashMap;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use domain::infra::cache;
+use domain::infra::http::error::ApiError;
+use domain::infra::views::{self, ProductDoc, CATALOG_VERSION_KEY, PRODUCT_COLUMNS};
+use fred::prelude::{Expiration, KeysInterface};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::{with_etag, Page, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::fresh::{self, Fresh};
+use crate::state::AppState;
+
+const SEARCH_TTL_SECS: i64 = 300;
+/// Results a search keeps, at most.
+const MAX_RESULTS: i64 = 1000;
+
+#[derive(Debug, Serialize)]
+struct Category {
+    id: Uuid,
+    name: String,
+    description: String,
+    product_count: i64,
+}
+
+pub async fn categories(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    fresh::wait_for(&state, &req, &["catalog"]).await?;
+    let client = state.pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT c.id, c.name, c.description, count(p.id) FILTER (WHERE p.active) \
+             FROM read.categories c LEFT JOIN read.products p ON p.category_id = c.id \
+             GROUP BY c.id ORDER BY c.name, c.id",
+            &[],
+        )
+        .await?;
+    let items: Vec<Category> = rows
+        .iter()
+        .map(|r| Category { id: r.get(0), name: r.get(1), description: r.get(2), product_count: r.get(3) })
+        .collect();
+    with_etag(&req, &serde_json::json!({ "items": items }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ProductQuery {
+    q: Option<String>,
+    category_id: Option<String>,
+    max_points: Option<i64>,
+    in_offer_pool: Option<bool>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// The filters of a search, validated.
+#[derive(Debug, Hash)]
+struct Filters {
+    q: Option<String>,
+    category_id: Option<Uuid>,
+    max_points: Option<i64>,
+    in_offer_pool: Option<bool>,
+}
+
+impl ProductQuery {
+    fn filters(&self) -> Result<Filters, ApiError> {
+        let category_id = match self.category_id.as_deref() {
+            None | Some("") => None,
+            Some(c) => Some(
+                Uuid::parse_str(c).map_err(|_| ApiError::Validation("category_id must be a uuid".into()))?,
+            ),
+        };
+        if self.max_points.is_some_and(|m| m < 0) {
+            return Err(ApiError::Validation("max_points must not be negative".into()));
+        }
+        let q = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(str::to_owned);
+        if q.as_ref().is_some_and(|q| q.len() > 200) {
+            return Err(ApiError::Validation("q must be at most 200 characters".into()));
+        }
+        Ok(Filters { q, category_id, max_points: self.max_points, in_offer_pool: self.in_offer_pool })
+    }
+}
+
+pub async fn products(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    params: web::Query<ProductQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let filters = params.filters()?;
+    let limit = match params.limit {
+        None => DEFAULT_LIMIT,
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
+        Some(_) => return Err(ApiError::Validation(format!("limit must be between 1 and {MAX_LIMIT}"))),
+    } as usize;
+    let offset = match params.cursor.as_deref() {
+        None => 0,
+        Some(c) => c.parse::<usize>().map_err(|_| ApiError::Validation("cursor is not valid".into()))?,
+    };
+    let fresh = fresh::wait_for(&state, &req, &["catalog"]).await?;
+    let ids = search(&state, fresh, &filters).await?;
+    let page: Vec<Uuid> = ids.iter().skip(offset).take(limit).copied().collect();
+    let next_cursor = (offset + limit < ids.len()).then(|| (offset + limit).to_string());
+    let items = hydrate(&state, fresh, &page).await?;
+    with_etag(&req, &Page { items, next_cursor })
+}
+
+/// The ids matching `filters`, best match first: from the search cache when it may be
+/// used, else from Postgres (and then cached).
+async fn search(state: &AppState, fresh: Fresh, filters: &Filters) -> Result<Vec<Uuid>, ApiError> {
+    let redis = cache::fail_fast(&state.redis);
+    let key = match fresh.0 {
+        // A request that must see a position skips the search cache.
+        Some(_) => None,
+        None => redis.get::<Option<i64>, _>(CATALOG_VERSION_KEY).await.ok().flatten().map(|v| {
+            let digest = Sha256::digest(format!("{filters:?}").as_bytes());
+            format!("tally:search:{v}:{}", hex::encode(&digest[..16]))
+        }),
+    };
+    if let Some(key) = &key {
+        if let Ok(Some(hit)) = redis.get::<Option<String>, _>(key).await {
+            if let Ok(ids) = serde_json::from_str::<Vec<Uuid>>(&hit) {
+                state.metrics.cache.with_label_values(&["hit"]).inc();
+                return Ok(ids);
+            }
+        }
+        state.metrics.cache.with_label_values(&["miss"]).inc();
+    }
+    let client = state.pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT id FROM read.products p, \
+                    LATERAL (SELECT websearch_to_tsquery('english', COALESCE($1, ''))) q(query) \
+             WHERE p.active \
+               AND ($1::text IS NULL OR p.search @@ q.query) \
+               AND ($2::uuid IS NULL OR p.category_id = $2) \
+               AND ($3::int8 IS NULL OR p.point_cost <= $3) \
+               AND ($4::bool IS NULL OR p.in_offer_pool = $4) \
+             ORDER BY CASE WHEN $1::text IS NULL THEN 0 ELSE ts_rank(p.search, q.query) END DESC, p.name, p.id \
+             LIMIT $5",
+            &[&filters.q, &filters.category_id, &filters.max_points, &filters.in_offer_pool, &MAX_RESULTS],
+        )
+        .await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
+    if let Some(key) = key {
+        if let Ok(json) = serde_json::to_string(&ids) {
+            let _: Result<(), _> =
+                redis.set(key, json, Some(Expiration::EX(SEARCH_TTL_SECS)), None, false).await;
+        }
+    }
+    Ok(ids)
+}
+
+/// The documents of `ids`, in order: cached ones from Redis, the rest from Postgres.
+async fn hydrate(state: &AppState, fresh: Fresh, ids: &[Uuid]) -> Result<Vec<ProductDoc>, ApiError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut docs: HashMap<Uuid, ProductDoc> = HashMap::new();
+    if fresh.0.is_none() {
+        let keys: Vec<String> = ids.iter().map(|id| views::product_key(*id)).collect();
+        if let Ok(values) = cache::fail_fast(&state.redis).mget::<Vec<Option<String>>, _>(keys).await {
+            for doc in
+                values.into_iter().flatten().filter_map(|v| serde_json::from_str::<ProductDoc>(&v).ok())
+            {
+                docs.insert(doc.id, doc);
+            }
+        }
+    }
+    let missing: Vec<Uuid> = ids.iter().filter(|id| !docs.contains_key(id)).copied().collect();
+    if !missing.is_empty() {
+        let client = state.pool.get().await?;
+        let sql = format!("SELECT {PRODUCT_COLUMNS} FROM read.products WHERE id = ANY($1)");
+        for row in client.query(&sql, &[&missing]).await? {
+            let doc = ProductDoc::from_row(&row);
+            docs.insert(doc.id, doc);
+        }
+    }
+    Ok(ids.iter().filter_map(|id| docs.remove(id)).collect())
+}
+
+pub async fn product(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = Uuid::parse_str(&path).map_err(|_| ApiError::NotFound("no such product".into()))?;
+    let fresh = fresh::wait_for(&state, &req, &["catalog"]).await?;
+    let doc = match fresh::cached::<ProductDoc>(&state, fresh, "catalog", &views::product_key(id)).await {
+        Some(doc) => doc,
+        None => {
+            let client = state.pool.get().await?;
+            views::load_product(&**client, id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound("no such product".into()))?
+        }
+    };
+    with_etag(&req, &doc)
+}
+
+#[derive(Debug, Serialize)]
+struct Package {
+    id: Uuid,
+    name: String,
+    description: String,
+    price: String,
+    currency: String,
+    points: i64,
+    points_valid_days: Option<i32>,
+    active: bool,
+}
+
+pub async fn packages(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    fresh::wait_for(&state, &req, &["catalog"]).await?;
+    let client = state.pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT id, name, description, price::text, currency, points, points_valid_days, active \
+             FROM read.packages ORDER BY created_at, id",
+            &[],
+        )
+        .await?;
+    let items: Vec<Package> = rows
+        .iter()
+        .map(|r| Package {
+            id: r.get(0),
+            name: r.get(1),
+            description: r.get(2),
+            price: r.get(3),
+            currency: r.get(4),
+            points: r.get(5),
+            points_valid_days: r.get(6),
+            active: r.get(7),
+        })
+        .collect();
+    with_etag(&req, &serde_json::json!({ "items": items }))
+}

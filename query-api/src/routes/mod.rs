@@ -1,0 +1,102 @@
+//! The HTTP surface of design §7, one module per area.
+
+pub mod accounts;
+pub mod audit;
+pub mod catalog;
+pub mod health;
+pub mod orders;
+pub mod recommendations;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use domain::infra::http::error::ApiError;
+use domain::infra::http::extract::Caller;
+use domain::Role;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
+        .service(
+            web::scope("/v1")
+                .route("/me/balance", web::get().to(accounts::my_balance))
+                .route("/accounts/{id}/balance", web::get().to(accounts::balance))
+                .route("/accounts/{id}/ledger", web::get().to(accounts::ledger))
+                .route("/accounts/{id}/redemptions", web::get().to(orders::account_redemptions))
+                .route("/categories", web::get().to(catalog::categories))
+                .route("/products", web::get().to(catalog::products))
+                .route("/products/{id}", web::get().to(catalog::product))
+                .route("/credit-packages", web::get().to(catalog::packages))
+                .route("/credit-purchases/{id}", web::get().to(orders::purchase))
+                .route("/redemptions/{id}", web::get().to(orders::redemption))
+                .route("/recommendations", web::post().to(recommendations::recommend))
+                .route("/audit/events", web::get().to(audit::events))
+                .route("/audit/streams/{stream_id}", web::get().to(audit::stream))
+                .route("/audit/accounts/{id}/balance", web::get().to(audit::balance_as_of)),
+        );
+}
+
+/// `limit` and `cursor` of a paged list.
+#[derive(Debug, Deserialize)]
+pub struct PageParams {
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 200;
+
+impl PageParams {
+    pub fn limit(&self) -> Result<i64, ApiError> {
+        match self.limit {
+            None => Ok(DEFAULT_LIMIT),
+            Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            Some(_) => Err(ApiError::Validation(format!("limit must be between 1 and {MAX_LIMIT}"))),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// A user id from the path; an id that is not a uuid names no account.
+pub fn user_in_path(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("no such account".into()))
+}
+
+/// Customers see only their own data; admins and auditors see everyone's.
+pub fn owner_or_staff(caller: &Caller, owner: Uuid) -> Result<(), ApiError> {
+    if caller.0.sub == owner || caller.is(Role::Admin) || caller.is(Role::Auditor) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden("owner, admin or auditor"))
+    }
+}
+
+pub fn staff(caller: &Caller) -> Result<(), ApiError> {
+    if caller.is(Role::Admin) || caller.is(Role::Auditor) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden("auditor or admin"))
+    }
+}
+
+/// A JSON response with a strong `ETag`; `304 Not Modified` when the client has it.
+pub fn with_etag(req: &HttpRequest, body: &impl Serialize) -> Result<HttpResponse, ApiError> {
+    let bytes = serde_json::to_vec(body).map_err(|e| ApiError::Unexpected(e.into()))?;
+    let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&bytes)[..12]));
+    let matches = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut res = if matches { HttpResponse::NotModified() } else { HttpResponse::Ok() };
+    res.insert_header((header::ETAG, etag)).insert_header((header::CACHE_CONTROL, "no-cache"));
+    Ok(if matches { res.finish() } else { res.content_type("application/json").body(bytes) })
+}

@@ -1,0 +1,74 @@
+//! Building the query API: pools, Redis, routes, extractor error handlers.
+
+use std::net::TcpListener;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use chrono::Duration;
+use domain::infra::http::error::ApiError;
+use domain::infra::http::extract::MAX_BODY_BYTES;
+use domain::infra::token::TokenKeys;
+use domain::infra::{cache, config::Settings, db};
+
+use crate::config::QueryConfig;
+use crate::metrics::Metrics;
+use crate::reco::Recommender;
+use crate::routes;
+use crate::state::AppState;
+
+/// A bound, not yet running, query API.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Checks the schema, connects, and binds.
+    pub async fn build(settings: &Settings, config: QueryConfig) -> anyhow::Result<Self> {
+        let pool = db::pool(&settings.database_url, settings.db_pool_size)?;
+        db::ensure_migrated(&pool).await?;
+        let redis = cache::connect(&settings.redis_url).await?;
+        let state =
+            AppState { pool, redis, reco: Recommender::new(&config), config, metrics: Metrics::new() };
+        let listener = TcpListener::bind(&settings.query_addr)
+            .with_context(|| format!("binding the query API to {}", settings.query_addr))?;
+        let port = listener.local_addr()?.port();
+        let data = web::Data::new(state);
+        let keys = web::Data::new(TokenKeys::new(&settings.jwt_secret, Duration::hours(12)));
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(keys.clone())
+                .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+                .app_data(
+                    web::QueryConfig::default()
+                        .error_handler(|e, _| ApiError::Validation(format!("invalid query: {e}")).into()),
+                )
+                .app_data(
+                    web::PathConfig::default()
+                        .error_handler(|e, _| ApiError::NotFound(format!("not found: {e}")).into()),
+                )
+                .configure(routes::configure)
+                .default_service(web::to(|| async {
+                    Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such endpoint".into()))
+                }))
+                .wrap_fn(domain::infra::http::request_id::middleware)
+        })
+        .listen(listener)?
+        .run();
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,8 @@
+//! The query API over real HTTP, fed by the real command API and projector.
+
+mod authz;
+mod end_to_end;
+mod recommendations;
+mod redis_down;
+mod search;
+mod support;

@@ -1,0 +1,111 @@
+//! The whole stack for a test: the real command API, the projector daemon and the
+//! query API, on a fresh database and a private Redis.
+
+use command_api::testkit::{spawn_app, TestApp};
+use domain::infra::config::Settings;
+use domain::infra::testkit::TestRedis;
+use projector::metrics::Metrics as ProjectorMetrics;
+use projector::runner::{self, Context, RunConfig};
+use query_api::config::QueryConfig;
+use reqwest::Response;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+pub struct Stack {
+    pub cmd: TestApp,
+    pub query: String,
+    pub redis: TestRedis,
+    pub http: reqwest::Client,
+    projector: CancellationToken,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.projector.cancel();
+        drop(self.handle.stop(false));
+    }
+}
+
+pub async fn stack() -> Stack {
+    stack_with(&[]).await
+}
+
+/// A stack whose query API also sees `env` (e.g. the recommendation provider).
+pub async fn stack_with(env: &[(&str, String)]) -> Stack {
+    let cmd = spawn_app().await;
+    let redis = TestRedis::start().await.expect("redis");
+    let projector = CancellationToken::new();
+    let ctx = Context {
+        config: RunConfig::new(&cmd.db.url),
+        pool: domain::infra::db::pool(&cmd.db.url, 4).expect("pool"),
+        redis: domain::infra::cache::connect(&redis.url).await.expect("redis client"),
+        metrics: ProjectorMetrics::new(),
+        shutdown: projector.clone(),
+    };
+    tokio::spawn(runner::run(ctx));
+
+    let (db_url, redis_url) = (cmd.db.url.clone(), redis.url.clone());
+    let lookup = |k: &str| -> Option<String> {
+        if let Some((_, v)) = env.iter().find(|(name, _)| *name == k) {
+            return Some(v.clone());
+        }
+        match k {
+            "DATABASE_URL" => Some(db_url.clone()),
+            "REDIS_URL" => Some(redis_url.clone()),
+            "TALLY_QUERY_ADDR" => Some("127.0.0.1:0".into()),
+            "TALLY_JWT_SECRET" => Some("test-jwt-secret".into()),
+            "TALLY_PAYMENT_WEBHOOK_SECRET" => Some("unused".into()),
+            _ => None,
+        }
+    };
+    let settings = Settings::from_lookup(lookup).expect("settings");
+    let config = QueryConfig::from_lookup(lookup).expect("query config");
+    let app = query_api::Application::build(&settings, config).await.expect("query api");
+    let query = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    tokio::spawn(app.run());
+    Stack { cmd, query, redis, http: reqwest::Client::new(), projector, handle }
+}
+
+impl Stack {
+    pub async fn get(&self, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Response {
+        let mut req = self.http.get(format!("{}{}", self.query, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        let mut req = self.http.post(format!("{}{}", self.query, path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// GET with `X-Tally-Min-Position`, expecting 200; the JSON body.
+    pub async fn read(&self, path: &str, token: &str, position: &str) -> Value {
+        let res = self.get(path, Some(token), &[("X-Tally-Min-Position", position)]).await;
+        assert_eq!(res.status(), 200, "{path}");
+        res.json().await.expect("json")
+    }
+
+    /// The position of the newest event (what a client would have from its last command).
+    pub async fn head(&self) -> String {
+        let client = self.cmd.db.client().await.expect("client");
+        let row = client
+            .query_one("SELECT tx_id::text, position FROM es.events ORDER BY position DESC LIMIT 1", &[])
+            .await
+            .expect("head");
+        format!("{}.{}", row.get::<_, &str>(0), row.get::<_, i64>(1))
+    }
+}
+
+pub fn position(res: &Response) -> String {
+    res.headers().get("x-tally-position").expect("X-Tally-Position").to_str().expect("ascii").to_owned()
+}
