@@ -47,9 +47,41 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
+    /// Events with who, when and why (from their metadata), in global order.
+    #[command(group = clap::ArgGroup::new("subject").required(true).args(["stream", "user"]))]
+    History {
+        /// One stream, e.g. account-<uuid> or product-<uuid>.
+        #[arg(long)]
+        stream: Option<String>,
+        /// Everything about a user (account, purchases, redemptions, interactions) and
+        /// everything they did.
+        #[arg(long)]
+        user: Option<uuid::Uuid>,
+        /// Only events recorded at or after this RFC 3339 instant.
+        #[arg(long)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only events recorded at or before this RFC 3339 instant.
+        #[arg(long)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only events of this type, e.g. PointsDebited.
+        #[arg(long = "type")]
+        event_type: Option<String>,
+    },
+    /// An account's balance folded from its events up to an instant.
+    Balance {
+        #[arg(long)]
+        user: uuid::Uuid,
+        /// RFC 3339 instant, e.g. 2026-11-01T12:00:00Z.
+        #[arg(long)]
+        as_of: chrono::DateTime<chrono::Utc>,
+    },
     /// Recompute every stream's hash chain, check versions are contiguous and the
     /// append-only triggers are present. Exits 1 on any finding.
     Verify,
+    /// Fold the events afresh and compare with every read model (balances, ledger,
+    /// stock, purchase and redemption statuses), each at its checkpoint. Exits 1 on
+    /// any drift.
+    Reconcile,
     /// Stream every event as NDJSON in the safe global order.
     Export {
         /// Start after this global position (0 = from the beginning).

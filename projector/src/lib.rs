@@ -15,5 +15,6 @@ pub mod http;
 pub mod metrics;
 pub mod projections;
 pub mod rebuild;
+pub mod reconcile;
 pub mod runner;
 pub mod status;

@@ -59,6 +59,46 @@ async fn main() -> anyhow::Result<ExitCode> {
                 tokio_postgres::connect(&settings.database_url, tokio_postgres::NoTls).await?;
             tokio::spawn(conn);
             match audit {
+                AuditCommand::History { stream, user, from, to, event_type } => {
+                    let filter = projector::audit::HistoryFilter { stream, user, from, to, event_type };
+                    let events = projector::audit::history(&client, &filter).await?;
+                    projector::audit::print_history(&events, cli.json);
+                    Ok(ExitCode::SUCCESS)
+                }
+                AuditCommand::Balance { user, as_of } => {
+                    let Some(b) = domain::infra::history::balance_as_of(&client, user, as_of).await? else {
+                        anyhow::bail!("account {user} did not exist at {as_of}");
+                    };
+                    if cli.json {
+                        println!("{}", serde_json::to_string(&b)?);
+                    } else {
+                        println!(
+                            "{user} as of {}: balance {} (spendable {}), earned {}, spent {}, from {} events",
+                            b.as_of.to_rfc3339(),
+                            b.balance,
+                            b.spendable,
+                            b.lifetime_earned,
+                            b.lifetime_spent,
+                            b.events
+                        );
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                AuditCommand::Reconcile => {
+                    let drifts = projector::reconcile::reconcile(&client).await?;
+                    if cli.json {
+                        println!("{}", serde_json::json!({ "clean": drifts.is_empty(), "drifts": drifts }));
+                    } else {
+                        for d in &drifts {
+                            println!(
+                                "DRIFT {} {} {}: read model {}, events {}",
+                                d.model, d.key, d.field, d.read_model, d.events
+                            );
+                        }
+                        println!("reconcile: {} drift(s)", drifts.len());
+                    }
+                    Ok(if drifts.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+                }
                 AuditCommand::Verify => {
                     let clean = projector::audit::verify(&client, cli.json).await?;
                     Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(1) })

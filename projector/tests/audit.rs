@@ -1,6 +1,7 @@
 //! The store-level audit commands against a real Postgres.
 
 use chrono::Utc;
+use domain::infra::chain;
 use domain::infra::store::{self, Actor, Metadata, NewEvent, StreamAppend};
 use domain::infra::testkit::TestDb;
 use serde_json::{json, Value};
@@ -54,6 +55,30 @@ async fn export_writes_every_event_once_in_the_safe_order_from_a_position() {
     assert!(keys.windows(2).all(|w| w[0] < w[1]), "safe global order");
     assert!(lines.iter().all(|l| l["hash"].as_str().is_some_and(|h| h.len() == 64)));
 
+    // Every exported event's hash re-verifies from its stream's previous one.
+    let mut last: std::collections::HashMap<String, (i64, Vec<u8>)> = Default::default();
+    for l in &lines {
+        let stream = l["stream_id"].as_str().expect("stream").to_owned();
+        let (prev_version, prev_hash) = last.remove(&stream).unwrap_or((0, Vec::new()));
+        let version = l["version"].as_i64().expect("version");
+        assert_eq!(version, prev_version + 1, "{stream} in version order");
+        let recorded_at: chrono::DateTime<Utc> =
+            serde_json::from_value(l["recorded_at"].clone()).expect("time");
+        let canonical = chain::Canonical {
+            stream_id: &stream,
+            version,
+            event_id: serde_json::from_value(l["event_id"].clone()).expect("uuid"),
+            event_type: l["event_type"].as_str().expect("type"),
+            schema_version: l["schema_version"].as_i64().expect("schema") as i32,
+            data: &l["data"],
+            metadata: &l["metadata"],
+            recorded_at,
+        };
+        let hash = chain::event_hash(&prev_hash, &canonical);
+        assert_eq!(hex::encode(&hash), l["hash"].as_str().expect("hash"), "{stream} v{version}");
+        last.insert(stream, (version, hash));
+    }
+
     let from = keys[19].1;
     let mut tail = Vec::new();
     let written = projector::audit::export(&client, from, &mut tail).await.expect("export");
@@ -76,4 +101,39 @@ async fn verify_is_clean_and_then_names_a_deleted_event() {
     let findings = domain::infra::chain::verify(&client).await.expect("findings");
     assert!(findings.iter().any(|f| f.stream_id == "b-1" && f.version == 8), "{findings:?}");
     assert!(findings.iter().all(|f| f.stream_id == "b-1"), "only the broken stream is named: {findings:?}");
+}
+
+async fn tampered(sql: &str) -> Vec<chain::Finding> {
+    let (_db, client) = seeded().await;
+    assert!(projector::audit::verify(&client, true).await.expect("verify"), "clean before tampering");
+    let sql = format!(
+        "ALTER TABLE es.events DISABLE TRIGGER events_append_only; {sql}; \
+         ALTER TABLE es.events ENABLE TRIGGER events_append_only;"
+    );
+    client.batch_execute(&sql).await.expect("tamper");
+    assert!(!projector::audit::verify(&client, true).await.expect("verify"));
+    chain::verify(&client).await.expect("findings")
+}
+
+#[tokio::test]
+async fn verify_names_an_event_whose_payload_was_changed() {
+    let findings =
+        tampered("UPDATE es.events SET data = '{\"i\": 999}' WHERE stream_id = 'a-1' AND version = 5").await;
+    assert!(findings.iter().any(|f| f.stream_id == "a-1" && f.version == 5), "{findings:?}");
+    assert!(findings.iter().all(|f| f.stream_id == "a-1"), "{findings:?}");
+}
+
+#[tokio::test]
+async fn verify_names_events_whose_versions_were_swapped() {
+    let findings = tampered(
+        "UPDATE es.events SET version = 1000 WHERE stream_id = 'b-1' AND version = 3; \
+         UPDATE es.events SET version = 3 WHERE stream_id = 'b-1' AND version = 4; \
+         UPDATE es.events SET version = 4 WHERE stream_id = 'b-1' AND version = 1000",
+    )
+    .await;
+    assert!(
+        findings.iter().any(|f| f.stream_id == "b-1" && (f.version == 3 || f.version == 4)),
+        "{findings:?}"
+    );
+    assert!(findings.iter().all(|f| f.stream_id == "b-1"), "{findings:?}");
 }

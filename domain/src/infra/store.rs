@@ -394,7 +394,8 @@ pub async fn safe_head(client: &impl GenericClient) -> Result<Checkpoint, StoreE
         .map_or_else(Checkpoint::default, |r| Checkpoint { tx_id: parse_xid(r.get(0)), position: r.get(1) }))
 }
 
-fn recorded(r: &Row) -> RecordedEvent {
+/// A row selected with the event columns (`tx_id` as `tx_id_text`), as a [`RecordedEvent`].
+pub fn recorded(r: &Row) -> RecordedEvent {
     RecordedEvent {
         position: r.get(0),
         tx_id: parse_xid(r.get(1)),

@@ -1,5 +1,6 @@
 //! The projector against real Postgres and Redis, driven by the real command API.
 
+mod auditing;
 mod cache;
 mod exactly_once;
 mod rebuild;

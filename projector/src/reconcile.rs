@@ -1,0 +1,210 @@
+//! `projector audit reconcile`: folds the events afresh with the domain aggregates
+//! (not the projection code) and compares the result with every read model, each at
+//! its own checkpoint, listing every drift.
+
+use std::collections::{BTreeMap, HashMap};
+
+use domain::account::{Account, AccountEvent};
+use domain::infra::store::Checkpoint;
+use domain::product::Product;
+use domain::purchase::{Purchase, PurchaseStatus};
+use domain::redemption::Redemption;
+use domain::{Aggregate, DomainEvent};
+use futures_util::{pin_mut, TryStreamExt};
+use serde::Serialize;
+use tokio_postgres::Client;
+use uuid::Uuid;
+
+use crate::batch;
+use crate::projections::Projection;
+
+/// One disagreement between a read model and the events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Drift {
+    pub model: &'static str,
+    pub key: String,
+    pub field: &'static str,
+    pub read_model: String,
+    pub events: String,
+}
+
+/// An account's fold plus the totals the read model keeps beside it.
+#[derive(Default)]
+struct Totals {
+    account: Account,
+    earned: i64,
+    spent: i64,
+    movements: i64,
+}
+
+impl Aggregate for Totals {
+    type Event = AccountEvent;
+
+    fn apply(&mut self, event: &AccountEvent) {
+        match event {
+            AccountEvent::PointsCredited { points, .. } => self.earned += points,
+            AccountEvent::PointsAdjusted { delta, .. } => self.earned += (*delta).max(0),
+            AccountEvent::PointsDebited { points, .. } => self.spent += points,
+            AccountEvent::PointsRefunded { points, .. } => self.spent -= points,
+            _ => {}
+        }
+        if !matches!(event, AccountEvent::AccountOpened { .. } | AccountEvent::RoleGranted { .. }) {
+            self.movements += 1;
+        }
+        self.account.apply(event);
+    }
+}
+
+pub async fn reconcile(client: &Client) -> anyhow::Result<Vec<Drift>> {
+    let mut drifts = Vec::new();
+    accounts(client, &mut drifts).await?;
+    products(client, &mut drifts).await?;
+    orders(client, &mut drifts).await?;
+    Ok(drifts)
+}
+
+/// Every stream whose id starts with `prefix`, folded up to `upto`, by entity id.
+async fn fold_all<A: Aggregate>(
+    client: &Client,
+    prefix: &str,
+    upto: Checkpoint,
+) -> anyhow::Result<BTreeMap<Uuid, A>> {
+    let rows = client
+        .query_raw(
+            "SELECT stream_id, event_type, data FROM es.events \
+             WHERE stream_id LIKE $1 AND (tx_id, position) <= ($2::text::xid8, $3) ORDER BY stream_id, version",
+            [&format!("{prefix}%") as &(dyn tokio_postgres::types::ToSql + Sync), &upto.tx_id.to_string(), &upto.position],
+        )
+        .await?;
+    pin_mut!(rows);
+    let mut folded: BTreeMap<Uuid, A> = BTreeMap::new();
+    while let Some(row) = rows.try_next().await? {
+        let stream: &str = row.get(0);
+        let id = Uuid::parse_str(&stream[prefix.len()..])?;
+        let event = A::Event::decode(row.get(1), &row.get(2))?;
+        folded.entry(id).or_default().apply(&event);
+    }
+    Ok(folded)
+}
+
+fn compare<T: PartialEq + ToString>(
+    drifts: &mut Vec<Drift>,
+    model: &'static str,
+    key: Uuid,
+    field: &'static str,
+    read: T,
+    events: T,
+) {
+    if read != events {
+        drifts.push(Drift {
+            model,
+            key: key.to_string(),
+            field,
+            read_model: read.to_string(),
+            events: events.to_string(),
+        });
+    }
+}
+
+fn missing(drifts: &mut Vec<Drift>, model: &'static str, key: Uuid) {
+    drifts.push(Drift {
+        model,
+        key: key.to_string(),
+        field: "row",
+        read_model: "missing".into(),
+        events: "exists".into(),
+    });
+}
+
+fn unexpected(drifts: &mut Vec<Drift>, model: &'static str, key: Uuid) {
+    drifts.push(Drift {
+        model,
+        key: key.to_string(),
+        field: "row",
+        read_model: "exists".into(),
+        events: "missing".into(),
+    });
+}
+
+async fn accounts(client: &Client, drifts: &mut Vec<Drift>) -> anyhow::Result<()> {
+    let (upto, _) = batch::checkpoint(client, Projection::Accounts).await?;
+    let folded = fold_all::<Totals>(client, "account-", upto).await?;
+    let rows = client
+        .query(
+            "SELECT b.user_id, b.balance, b.lifetime_earned, b.lifetime_spent, \
+                    COALESCE(l.lines, 0), COALESCE(l.total, 0)::int8 \
+             FROM read.balances b LEFT JOIN ( \
+                 SELECT user_id, count(*) AS lines, sum(delta) AS total FROM read.ledger GROUP BY user_id) l \
+               ON l.user_id = b.user_id",
+            &[],
+        )
+        .await?;
+    let mut read: HashMap<Uuid, (i64, i64, i64, i64, i64)> =
+        rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))).collect();
+    for (user, t) in &folded {
+        let Some((balance, earned, spent, lines, total)) = read.remove(user) else {
+            missing(drifts, "balances", *user);
+            continue;
+        };
+        let want = t.account.balance();
+        compare(drifts, "balances", *user, "balance", balance, want);
+        compare(drifts, "balances", *user, "lifetime_earned", earned, t.earned);
+        compare(drifts, "balances", *user, "lifetime_spent", spent, t.spent);
+        compare(drifts, "ledger", *user, "lines", lines, t.movements);
+        compare(drifts, "ledger", *user, "sum", total, want);
+    }
+    read.keys().for_each(|user| unexpected(drifts, "balances", *user));
+    Ok(())
+}
+
+async fn products(client: &Client, drifts: &mut Vec<Drift>) -> anyhow::Result<()> {
+    let (upto, _) = batch::checkpoint(client, Projection::Catalog).await?;
+    let folded = fold_all::<Product>(client, "product-", upto).await?;
+    let rows = client.query("SELECT id, on_hand, reserved, active FROM read.products", &[]).await?;
+    let mut read: HashMap<Uuid, (i64, i64, bool)> =
+        rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3)))).collect();
+    for (id, p) in &folded {
+        let Some((on_hand, reserved, active)) = read.remove(id) else {
+            missing(drifts, "products", *id);
+            continue;
+        };
+        compare(drifts, "products", *id, "on_hand", on_hand, p.on_hand);
+        compare(drifts, "products", *id, "reserved", reserved, p.reserved);
+        compare(drifts, "products", *id, "active", active, p.active);
+    }
+    read.keys().for_each(|id| unexpected(drifts, "products", *id));
+    Ok(())
+}
+
+async fn orders(client: &Client, drifts: &mut Vec<Drift>) -> anyhow::Result<()> {
+    let (upto, _) = batch::checkpoint(client, Projection::Orders).await?;
+    let purchases = fold_all::<Purchase>(client, "purchase-", upto).await?;
+    let rows = client.query("SELECT id, status FROM read.purchases", &[]).await?;
+    let mut read: HashMap<Uuid, String> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    for (id, p) in &purchases {
+        let want = match p.status {
+            Some(PurchaseStatus::Pending) => "pending",
+            Some(PurchaseStatus::Paid) => "paid",
+            Some(PurchaseStatus::Failed) => "failed",
+            None => "none",
+        };
+        match read.remove(id) {
+            Some(status) => compare(drifts, "purchases", *id, "status", status.as_str(), want),
+            None => missing(drifts, "purchases", *id),
+        }
+    }
+    read.keys().for_each(|id| unexpected(drifts, "purchases", *id));
+
+    let redemptions = fold_all::<Redemption>(client, "redemption-", upto).await?;
+    let rows = client.query("SELECT id, status FROM read.redemptions", &[]).await?;
+    let mut read: HashMap<Uuid, String> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    for (id, r) in &redemptions {
+        let want = r.status.as_ref().map_or("none", |s| s.as_str());
+        match read.remove(id) {
+            Some(status) => compare(drifts, "redemptions", *id, "status", status.as_str(), want),
+            None => missing(drifts, "redemptions", *id),
+        }
+    }
+    read.keys().for_each(|id| unexpected(drifts, "redemptions", *id));
+    Ok(())
+}
