@@ -21,6 +21,11 @@ use crate::cache::{self, CacheHandle};
 use crate::metrics::Metrics;
 use crate::projections::Projection;
 
+/// How soon to look again after an empty read, while events have been flowing…
+const BUSY_POLL: Duration = Duration::from_millis(2);
+/// …which is within this long of the last applied batch.
+const BUSY_WINDOW: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub database_url: String,
@@ -172,17 +177,24 @@ async fn apply_until_shutdown(
 ) -> anyhow::Result<()> {
     let name = projection.name();
     let mut generation = None;
+    let mut last_applied = Instant::now();
     while !ctx.shutdown.is_cancelled() {
         wake.borrow_and_update();
         let started = Instant::now();
         let Some(batch) = batch::step(&mut client, projection, ctx.config.batch_size).await? else {
+            // While events flow, an event may be committed but not yet safe to read
+            // (an older transaction is still open) after its notification was seen:
+            // look again soon rather than wait for the next notification.
+            let poll =
+                if last_applied.elapsed() < BUSY_WINDOW { BUSY_POLL } else { ctx.config.poll_interval };
             tokio::select! {
                 _ = wake.changed() => {}
-                _ = tokio::time::sleep(ctx.config.poll_interval) => {}
+                _ = tokio::time::sleep(poll) => {}
                 _ = ctx.shutdown.cancelled() => {}
             }
             continue;
         };
+        last_applied = Instant::now();
         ctx.metrics.events.with_label_values(&[name]).inc_by(batch.events as u64);
         ctx.metrics.batch_size.with_label_values(&[name]).observe(batch.events as f64);
         ctx.metrics.batch_seconds.with_label_values(&[name]).observe(started.elapsed().as_secs_f64());
