@@ -64,21 +64,26 @@ pub async fn cached<T: DeserializeOwned>(
     key: &str,
 ) -> Option<T> {
     let redis = cache::fail_fast(&state.redis);
-    let values: Vec<Option<String>> =
-        match redis.mget(vec![cache_checkpoint_key(projection), key.to_owned()]).await {
-            Ok(values) => values,
-            Err(_) => {
-                state.metrics.cache.with_label_values(&["error"]).inc();
-                return None;
-            }
-        };
-    let mut values = values.into_iter();
-    let (checkpoint, doc) = (values.next().flatten(), values.next().flatten());
-    let current = match fresh.0 {
-        None => true,
-        Some(token) => checkpoint.as_deref().and_then(Checkpoint::parse_token).is_some_and(|c| c >= token),
+    let doc: Result<Option<String>, _> = match fresh.0 {
+        // No position to honour: one GET.
+        None => redis.get(key).await,
+        // The projection's cache checkpoint and the document in one round trip.
+        Some(token) => redis
+            .mget::<Vec<Option<String>>, _>(vec![cache_checkpoint_key(projection), key.to_owned()])
+            .await
+            .map(|values| {
+                let mut values = values.into_iter();
+                let (checkpoint, doc) = (values.next().flatten(), values.next().flatten());
+                let current =
+                    checkpoint.as_deref().and_then(Checkpoint::parse_token).is_some_and(|c| c >= token);
+                doc.filter(|_| current)
+            }),
     };
-    let doc = doc.filter(|_| current).and_then(|d| serde_json::from_str(&d).ok());
+    let Ok(doc) = doc else {
+        state.metrics.cache.with_label_values(&["error"]).inc();
+        return None;
+    };
+    let doc = doc.and_then(|d| serde_json::from_str(&d).ok());
     state.metrics.cache.with_label_values(&[if doc.is_some() { "hit" } else { "miss" }]).inc();
     doc
 }

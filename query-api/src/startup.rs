@@ -34,11 +34,17 @@ impl Application {
         let listener = TcpListener::bind(&settings.query_addr)
             .with_context(|| format!("binding the query API to {}", settings.query_addr))?;
         let port = listener.local_addr()?.port();
-        let data = web::Data::new(state);
         let keys = web::Data::new(TokenKeys::new(&settings.jwt_secret, Duration::hours(12)));
+        let redis_url = settings.redis_url.clone();
         let server = HttpServer::new(move || {
+            // Each worker thread gets its own Redis connection, driven by its own runtime,
+            // so a cache read never hops threads.
+            let mut state = state.clone();
+            if let Ok(redis) = cache::connect_here(&redis_url) {
+                state.redis = redis;
+            }
             App::new()
-                .app_data(data.clone())
+                .app_data(web::Data::new(state))
                 .app_data(keys.clone())
                 .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
                 .app_data(

@@ -88,15 +88,14 @@ pub async fn load_balance(
     client: &impl GenericClient,
     user_id: Uuid,
 ) -> Result<Option<BalanceDoc>, tokio_postgres::Error> {
-    let row = client
-        .query_opt(
-            "SELECT user_id, balance, lifetime_earned, lifetime_spent, lots \
-             FROM read.balances WHERE user_id = $1",
-            &[&user_id],
-        )
-        .await?;
+    let row = client.query_opt(BALANCE_SQL, &[&user_id]).await?;
     Ok(row.map(|r| balance_from_row(&r)))
 }
+
+/// One account's balance document; `$1` is the user id. Hot paths prepare it once per
+/// connection (`prepare_cached`).
+pub const BALANCE_SQL: &str =
+    "SELECT user_id, balance, lifetime_earned, lifetime_spent, lots FROM read.balances WHERE user_id = $1";
 
 pub fn balance_from_row(r: &tokio_postgres::Row) -> BalanceDoc {
     let lots: serde_json::Value = r.get("lots");

@@ -49,7 +49,9 @@ pub async fn balance_doc(state: &AppState, fresh: Fresh, user: Uuid) -> Result<B
         return Ok(doc);
     }
     let client = state.pool.get().await?;
-    views::load_balance(&**client, user).await?.ok_or_else(|| ApiError::NotFound("no such account".into()))
+    let statement = client.prepare_cached(views::BALANCE_SQL).await?;
+    let row = client.query_opt(&statement, &[&user]).await?;
+    row.map(|r| views::balance_from_row(&r)).ok_or_else(|| ApiError::NotFound("no such account".into()))
 }
 
 async fn balance_of(state: &AppState, fresh: Fresh, user: Uuid) -> Result<Balance, ApiError> {
