@@ -100,3 +100,39 @@ async fn a_projector_killed_at_random_moments_applies_everything_once() {
     }
     assert_eq!(dump(&client).await, survived, "the killed-and-restarted result equals a clean rebuild");
 }
+
+#[tokio::test]
+async fn sigterm_stops_the_daemon_after_its_batch_and_a_restart_misses_nothing() {
+    let app = Arc::new(spawn_app().await);
+    let redis = TestRedis::start().await.expect("redis");
+    let port = free_port();
+    let workload = {
+        let app = app.clone();
+        tokio::spawn(async move { app.random_workload(77, 120).await })
+    };
+    for _ in 0..3 {
+        let mut child = spawn_projector(&app.db.url, &redis.url, port);
+        tokio::time::sleep(Duration::from_millis(rand::thread_rng().gen_range(300..800))).await;
+        let pid = child.id().to_string();
+        assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+        let status = child.wait().expect("reaped");
+        assert!(status.success(), "a clean exit on SIGTERM: {status:?}");
+    }
+    workload.await.expect("workload");
+    let mut child = spawn_projector(&app.db.url, &redis.url, port);
+    wait_caught_up(&app.db.url, Duration::from_secs(30)).await;
+    child.kill().expect("stop");
+    child.wait().expect("reaped");
+    assert_read_models_match_events(&app).await;
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args(["--json", "status"])
+        .env("DATABASE_URL", &app.db.url)
+        .output()
+        .expect("status");
+    assert!(out.status.success());
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let projections = status["projections"].as_array().expect("projections");
+    assert_eq!(projections.len(), 4);
+    assert!(projections.iter().all(|p| p["lag_events"] == 0 && p["checkpoint"] == p["head"]), "{status}");
+}

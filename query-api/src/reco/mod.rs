@@ -162,3 +162,27 @@ fn cache_key(balance: &BalanceDoc, spendable: i64, candidates: &[Candidate], lim
     }
     format!("tally:reco:{}:{}", balance.user_id, hex::encode(&h.finalize()[..16]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::QueryConfig;
+
+    #[test]
+    fn the_variant_split_is_deterministic_and_follows_the_configured_share() {
+        let config = |percent: &str| {
+            let vars = [("RECO_PROVIDER", "openai"), ("RECO_AI_PERCENT", percent)];
+            QueryConfig::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
+                .expect("config")
+        };
+        let half = Recommender::new(&config("30"));
+        let users: Vec<Uuid> = (0..2000u128).map(Uuid::from_u128).collect();
+        let ai = users.iter().filter(|u| half.variant(**u) == Variant::Ai).count();
+        assert!((500..700).contains(&ai), "about 30 % of 2000, got {ai}");
+        assert!(users.iter().all(|u| half.variant(*u) == Recommender::new(&config("30")).variant(*u)));
+        assert!(users.iter().all(|u| Recommender::new(&config("0")).variant(*u) == Variant::Rules));
+        assert!(users.iter().all(|u| Recommender::new(&config("100")).variant(*u) == Variant::Ai));
+        let no_provider = Recommender::new(&QueryConfig::from_lookup(|_| None).expect("config"));
+        assert!(users.iter().all(|u| no_provider.variant(*u) == Variant::Rules));
+    }
+}
