@@ -29,6 +29,7 @@ async fn main() -> anyhow::Result<()> {
         "TALLY_ADMIN_EMAIL" => Some(ADMIN.0.into()),
         "TALLY_ADMIN_PASSWORD" => Some(ADMIN.1.into()),
         "TALLY_DB_POOL_SIZE" => Some("32".into()),
+        "TALLY_RATE_LIMIT_USER" | "TALLY_RATE_LIMIT_ADDR" => Some("0".into()),
         _ => None,
     })?;
     let app = command_api::startup::Application::build(&settings).await?;

@@ -28,9 +28,17 @@ pub struct Customer {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// [`spawn_app`] with more environment, e.g. rate limits.
+pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
     let db = TestDb::new().await.expect("test database");
     let url = db.url.clone();
     let settings = Settings::from_lookup(|k| match k {
+        _ if env.iter().any(|(name, _)| *name == k) => {
+            env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        }
         "DATABASE_URL" => Some(url.clone()),
         "TALLY_COMMAND_ADDR" => Some("127.0.0.1:0".into()),
         "TALLY_JWT_SECRET" => Some("test-jwt-secret".into()),

@@ -193,6 +193,7 @@ async fn lag(url: &str, seconds: u64, rate: u64) -> anyhow::Result<()> {
         "TALLY_ADMIN_EMAIL" => Some("bench-admin@tally.dev".into()),
         "TALLY_ADMIN_PASSWORD" => Some("bench-admin-password".into()),
         "TALLY_DB_POOL_SIZE" => Some("32".into()),
+        "TALLY_RATE_LIMIT_USER" | "TALLY_RATE_LIMIT_ADDR" => Some("0".into()),
         _ => None,
     })?;
     let app = command_api::startup::Application::build(&settings).await?;

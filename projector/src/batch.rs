@@ -66,6 +66,17 @@ pub async fn step(
     };
     let (last, last_event_at) = (Checkpoint::of(last), last.recorded_at);
     let changes = projection.apply(&tx, &events).await?;
+    for e in &events {
+        // The request that caused the event, for tracing it from HTTP to read model.
+        tracing::debug!(
+            %projection,
+            request_id = e.metadata["correlation_id"].as_str().unwrap_or_default(),
+            stream = %e.stream_id,
+            version = e.version,
+            event = %e.event_type,
+            "applied"
+        );
+    }
     tx.execute(
         "UPDATE read.checkpoints SET tx_id = $2, position = $3, events_applied = events_applied + $4, \
            last_event_at = $5, updated_at = now() WHERE projection = $1",

@@ -1,5 +1,6 @@
 //! The query API's Prometheus series.
 
+use domain::infra::http::metrics::HttpMetrics;
 use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 #[derive(Clone)]
@@ -13,6 +14,8 @@ pub struct Metrics {
     pub reco_fallbacks: IntCounterVec,
     /// 1 while the provider's circuit breaker is open.
     pub breaker_open: IntGauge,
+    /// Request latency and outcomes.
+    pub http: HttpMetrics,
 }
 
 impl Metrics {
@@ -20,8 +23,10 @@ impl Metrics {
         let counter = |name: &str, help: &str, labels: &[&str]| {
             IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
         };
+        let registry = Registry::new();
         let m = Metrics {
-            registry: Registry::new(),
+            http: HttpMetrics::new(&registry),
+            registry,
             cache: counter("tally_cache_lookups_total", "Redis lookups by outcome", &["outcome"]),
             recommendations: counter(
                 "tally_recommendations_total",

@@ -2,7 +2,7 @@
 
 use std::net::TcpListener;
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use chrono::Duration;
@@ -36,6 +36,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let keys = web::Data::new(TokenKeys::new(&settings.jwt_secret, Duration::hours(12)));
         let redis_url = settings.redis_url.clone();
+        let limits = web::Data::new(settings.rate_limits.clone());
         let server = HttpServer::new(move || {
             // Each worker thread gets its own Redis connection, driven by its own runtime,
             // so a cache read never hops threads.
@@ -43,8 +44,10 @@ impl Application {
             if let Ok(redis) = cache::connect_here(&redis_url) {
                 state.redis = redis;
             }
+            let http_metrics = state.metrics.http.clone();
             App::new()
                 .app_data(web::Data::new(state))
+                .app_data(limits.clone())
                 .app_data(keys.clone())
                 .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
                 .app_data(
@@ -59,6 +62,16 @@ impl Application {
                 .default_service(web::to(|| async {
                     Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such endpoint".into()))
                 }))
+                .wrap_fn(domain::infra::http::limits::limit_addr)
+                .wrap_fn(move |req, srv| {
+                    let (started, metrics) = (std::time::Instant::now(), http_metrics.clone());
+                    let call = srv.call(req);
+                    async move {
+                        let res = call.await?;
+                        metrics.observe(&res, started);
+                        Ok(res)
+                    }
+                })
                 .wrap_fn(domain::infra::http::request_id::middleware)
         })
         .listen(listener)?

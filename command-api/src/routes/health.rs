@@ -21,3 +21,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         HttpResponse::ServiceUnavailable().json(body)
     }
 }
+
+pub async fn metrics(registry: web::Data<prometheus::Registry>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(domain::infra::http::metrics::render(&registry))
+}

@@ -15,6 +15,7 @@ pub mod redemptions;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
         .service(
             web::scope("/v1")
                 .route("/auth/register", web::post().to(auth::register))

@@ -3,4 +3,6 @@
 mod bad_input;
 mod helpers;
 mod lifecycle;
+mod limits;
+mod observability;
 mod races;

@@ -128,6 +128,7 @@ impl ResponseError for ApiError {
             "request_id": request_id,
         });
         let mut res = HttpResponse::build(status);
+        res.extensions_mut().insert(super::metrics::ProblemCode(self.code()));
         res.insert_header((header::CONTENT_TYPE, "application/problem+json"));
         match self {
             ApiError::Unauthenticated(_) => _ = res.insert_header((header::WWW_AUTHENTICATE, "Bearer")),

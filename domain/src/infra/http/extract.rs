@@ -13,6 +13,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::limits::RateLimits;
 
 /// The largest request body accepted (design: huge bodies get `413 payload_too_large`).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -106,6 +107,9 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         TokenError::Expired => ApiError::Unauthenticated("the token has expired"),
         TokenError::Invalid => ApiError::Unauthenticated("the token is not valid"),
     })?;
+    if let Some(limits) = req.app_data::<web::Data<RateLimits>>() {
+        limits.check_user(claims.sub)?;
+    }
     req.extensions_mut().insert(claims.sub);
     Ok(Caller(claims))
 }

@@ -3,4 +3,6 @@
 
 pub mod error;
 pub mod extract;
+pub mod limits;
+pub mod metrics;
 pub mod request_id;

@@ -1,0 +1,58 @@
+//! Rate limits: a burst over a user's or an address's limit gets 429 with Retry-After;
+//! other users and addresses are unaffected.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::*;
+
+async fn burst(app: &TestApp, http: &reqwest::Client, token: &str, n: usize) -> Vec<reqwest::Response> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let res = http
+            .post(format!("{}/v1/interactions", app.base))
+            .bearer_auth(token)
+            .json(&json!({ "product_id": uuid::Uuid::new_v4(), "kind": "view" }))
+            .send()
+            .await
+            .expect("send");
+        out.push(res);
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_user_over_the_limit_gets_429_and_others_do_not() {
+    let app = spawn_app_with(&[("TALLY_RATE_LIMIT_USER", "2"), ("TALLY_RATE_LIMIT_USER_BURST", "5")]).await;
+    let (greedy, calm) = (app.register("greedy").await, app.register("calm").await);
+    let responses = burst(&app, &app.http, &greedy.token, 12).await;
+    let limited: Vec<&reqwest::Response> =
+        responses.iter().filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS).collect();
+    assert!(limited.len() >= 6, "{} of 12 limited", limited.len());
+    assert!(limited.iter().all(|r| r
+        .headers()
+        .get("retry-after")
+        .is_some_and(|v| v.to_str().is_ok_and(|s| s.parse::<u64>().is_ok_and(|n| n >= 1)))));
+    let last = responses.into_iter().last().expect("a response");
+    assert_problem(last, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    for res in burst(&app, &app.http, &calm.token, 3).await {
+        assert_ne!(res.status(), StatusCode::TOO_MANY_REQUESTS, "another user is unaffected");
+    }
+}
+
+#[tokio::test]
+async fn an_address_over_the_limit_gets_429_and_other_addresses_do_not() {
+    let app = spawn_app_with(&[("TALLY_RATE_LIMIT_ADDR", "2"), ("TALLY_RATE_LIMIT_ADDR_BURST", "4")]).await;
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(app.http.get(format!("{}/healthz", app.base)).send().await.expect("send").status());
+    }
+    assert!(statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count() >= 5, "{statuses:?}");
+    // Another loopback address is another client.
+    let other = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .expect("client");
+    let res = other.get(format!("{}/healthz", app.base)).send().await.expect("send");
+    assert_eq!(res.status(), StatusCode::OK);
+}
