@@ -37,6 +37,18 @@ pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     pub ttl: Duration,
+    /// Tells this key set's entries apart in the per-thread cache of verified tokens.
+    id: u64,
+}
+
+/// Verified tokens kept per thread before the cache is cleared.
+const VERIFIED_CAPACITY: usize = 4096;
+
+thread_local! {
+    /// Tokens this thread has verified, by key set: a repeat request skips the HMAC and
+    /// JSON work. Only successes are kept, and expiry is checked on every use.
+    static VERIFIED: std::cell::RefCell<std::collections::HashMap<String, (u64, Claims)>> =
+        std::cell::RefCell::default();
 }
 
 impl std::fmt::Debug for TokenKeys {
@@ -51,6 +63,7 @@ impl TokenKeys {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             ttl,
+            id: rand_id(),
         }
     }
 
@@ -64,6 +77,23 @@ impl TokenKeys {
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let cached =
+            VERIFIED.with(|v| v.borrow().get(token).filter(|(id, _)| *id == self.id).map(|(_, c)| c.clone()));
+        if let Some(claims) = cached {
+            return if claims.exp > Utc::now().timestamp() { Ok(claims) } else { Err(TokenError::Expired) };
+        }
+        let claims = self.verify_signature(token)?;
+        VERIFIED.with(|v| {
+            let mut v = v.borrow_mut();
+            if v.len() >= VERIFIED_CAPACITY {
+                v.clear();
+            }
+            v.insert(token.to_owned(), (self.id, claims.clone()));
+        });
+        Ok(claims)
+    }
+
+    fn verify_signature(&self, token: &str) -> Result<Claims, TokenError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
@@ -72,6 +102,11 @@ impl TokenKeys {
             _ => TokenError::Invalid,
         })
     }
+}
+
+fn rand_id() -> u64 {
+    let bytes = *Uuid::new_v4().as_bytes();
+    u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -86,6 +121,16 @@ mod tests {
         assert_eq!(keys.verify(&t).map(|c| c.sub), Ok(user));
         let other = TokenKeys::new("s2", Duration::hours(1));
         assert_eq!(other.verify(&t), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn a_token_cached_by_one_key_set_is_not_accepted_by_another() {
+        let keys = TokenKeys::new("s1", Duration::hours(1));
+        let (t, _) = keys.issue(Uuid::new_v4(), vec![Role::Customer], Utc::now());
+        assert!(keys.verify(&t).is_ok());
+        assert!(keys.verify(&t).is_ok(), "from the cache");
+        assert_eq!(TokenKeys::new("s2", Duration::hours(1)).verify(&t), Err(TokenError::Invalid));
+        assert!(TokenKeys::new("s1", Duration::hours(1)).verify(&t).is_ok(), "same secret, new set");
     }
 
     #[test]
