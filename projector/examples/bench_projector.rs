@@ -267,7 +267,8 @@ async fn lag(url: &str, seconds: u64, rate: u64) -> anyhow::Result<()> {
     let acks: Arc<Mutex<Vec<(Instant, Checkpoint)>>> = Arc::default();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let end = Instant::now() + Duration::from_secs(seconds);
+    let begin = Instant::now();
+    let end = begin + Duration::from_secs(seconds);
     let mut n = 0usize;
     let mut inflight = Vec::new();
     while Instant::now() < end {
@@ -295,6 +296,7 @@ async fn lag(url: &str, seconds: u64, rate: u64) -> anyhow::Result<()> {
     for t in inflight {
         let _ = t.await;
     }
+    let done = begin.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     shutdown.cancel();
     let _ = watcher.await;
@@ -312,6 +314,12 @@ async fn lag(url: &str, seconds: u64, rate: u64) -> anyhow::Result<()> {
             .copied()
             .unwrap_or_default()
     };
+    println!(
+        "throughput: {} commands acknowledged in {:.1}s = {:.0}/s",
+        acks.lock().expect("lock").len(),
+        done.as_secs_f64(),
+        acks.lock().expect("lock").len() as f64 / done.as_secs_f64()
+    );
     println!(
         "lag rate={rate}/s commands={} acked={} p50={:.1}ms p99={:.1}ms p99.9={:.1}ms max={:.1}ms",
         n,

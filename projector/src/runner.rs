@@ -16,6 +16,8 @@ use tokio::sync::watch;
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 use tokio_util::sync::CancellationToken;
 
+use domain::infra::store::{self, Checkpoint};
+
 use crate::batch;
 use crate::cache::{self, CacheHandle};
 use crate::metrics::Metrics;
@@ -59,7 +61,8 @@ pub struct Context {
 
 /// Runs every projection until `shutdown` is cancelled.
 pub async fn run(ctx: Context) -> anyhow::Result<()> {
-    let wake = listen(&ctx.config.database_url, ctx.shutdown.clone());
+    let notified = listen(&ctx.config.database_url, ctx.shutdown.clone());
+    let wake = horizon(ctx.pool.clone(), notified, ctx.config.poll_interval, ctx.shutdown.clone());
     let workers: Vec<_> = Projection::ALL
         .into_iter()
         .map(|p| {
@@ -92,6 +95,42 @@ fn listen(url: &str, shutdown: CancellationToken) -> watch::Receiver<u64> {
     rx
 }
 
+/// The newest event it is safe to read, re-read on every notification and, while
+/// events flow, every 2 ms: an event can become safe without a notification of its
+/// own, when an older transaction ends. One cheap query here spares the workers from
+/// polling with empty batch transactions.
+fn horizon(
+    pool: deadpool_postgres::Pool,
+    mut notified: watch::Receiver<u64>,
+    idle_poll: Duration,
+    shutdown: CancellationToken,
+) -> watch::Receiver<Checkpoint> {
+    let (tx, rx) = watch::channel(Checkpoint::default());
+    tokio::spawn(async move {
+        let mut moved_at = Instant::now();
+        while !shutdown.is_cancelled() {
+            notified.borrow_and_update();
+            if let Ok(client) = pool.get().await {
+                match store::safe_head(&**client).await {
+                    Ok(head) if head != *tx.borrow() => {
+                        tx.send_replace(head);
+                        moved_at = Instant::now();
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot read the store's head"),
+                }
+            }
+            let poll = if moved_at.elapsed() < BUSY_WINDOW { BUSY_POLL } else { idle_poll };
+            tokio::select! {
+                _ = notified.changed() => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+    });
+    rx
+}
+
 async fn listen_once(url: &str, tx: &watch::Sender<u64>, shutdown: &CancellationToken) -> anyhow::Result<()> {
     let (client, mut conn) = tokio_postgres::connect(url, NoTls).await?;
     let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
@@ -116,7 +155,12 @@ async fn listen_once(url: &str, tx: &watch::Sender<u64>, shutdown: &Cancellation
     }
 }
 
-async fn work(projection: Projection, ctx: Context, cache: Option<CacheHandle>, wake: watch::Receiver<u64>) {
+async fn work(
+    projection: Projection,
+    ctx: Context,
+    cache: Option<CacheHandle>,
+    wake: watch::Receiver<Checkpoint>,
+) {
     let active = ctx.metrics.active.with_label_values(&[projection.name()]);
     while !ctx.shutdown.is_cancelled() {
         active.set(0);
@@ -173,28 +217,25 @@ async fn apply_until_shutdown(
     ctx: &Context,
     mut client: Client,
     cache: Option<&CacheHandle>,
-    mut wake: watch::Receiver<u64>,
+    mut wake: watch::Receiver<Checkpoint>,
 ) -> anyhow::Result<()> {
     let name = projection.name();
     let mut generation = None;
-    let mut last_applied = Instant::now();
     while !ctx.shutdown.is_cancelled() {
-        wake.borrow_and_update();
+        let head = *wake.borrow_and_update();
         let started = Instant::now();
         let Some(batch) = batch::step(&mut client, projection, ctx.config.batch_size).await? else {
-            // While events flow, an event may be committed but not yet safe to read
-            // (an older transaction is still open) after its notification was seen:
-            // look again soon rather than wait for the next notification.
-            let poll =
-                if last_applied.elapsed() < BUSY_WINDOW { BUSY_POLL } else { ctx.config.poll_interval };
-            tokio::select! {
-                _ = wake.changed() => {}
-                _ = tokio::time::sleep(poll) => {}
-                _ = ctx.shutdown.cancelled() => {}
+            // Everything safe up to `head` (at least) is applied: sleep until the
+            // horizon moves past it, polling slowly in case the horizon task stalls.
+            while *wake.borrow() <= head && !ctx.shutdown.is_cancelled() {
+                tokio::select! {
+                    _ = wake.changed() => {}
+                    _ = tokio::time::sleep(ctx.config.poll_interval) => break,
+                    _ = ctx.shutdown.cancelled() => {}
+                }
             }
             continue;
         };
-        last_applied = Instant::now();
         ctx.metrics.events.with_label_values(&[name]).inc_by(batch.events as u64);
         ctx.metrics.batch_size.with_label_values(&[name]).observe(batch.events as f64);
         ctx.metrics.batch_seconds.with_label_values(&[name]).observe(started.elapsed().as_secs_f64());
