@@ -1,0 +1,148 @@
+//! given/when/then tests of the account's decisions.
+use chrono::{Duration, TimeZone};
+use uuid::Uuid;
+
+use super::*;
+use crate::testing::given;
+
+fn user() -> UserId {
+    UserId(Uuid::from_u128(1))
+}
+fn lot(n: u128) -> LotId {
+    LotId(Uuid::from_u128(100 + n))
+}
+fn rid(n: u128) -> RedemptionId {
+    RedemptionId(Uuid::from_u128(200 + n))
+}
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("valid date")
+}
+fn opened() -> AccountEvent {
+    AccountEvent::AccountOpened { user_id: user() }
+}
+fn credited(n: u128, points: i64, expires_at: Option<DateTime<Utc>>) -> AccountEvent {
+    AccountEvent::PointsCredited {
+        user_id: user(),
+        lot_id: lot(n),
+        points,
+        source: CreditSource::Purchase { purchase_id: PurchaseId(Uuid::from_u128(n)) },
+        expires_at,
+    }
+}
+fn debit(n: u128, points: i64) -> AccountCommand {
+    AccountCommand::Debit { redemption_id: rid(n), points, now: now() }
+}
+
+#[test]
+fn a_debit_takes_from_the_soonest_expiring_lot_first() {
+    let soon = now() + Duration::days(10);
+    let later = now() + Duration::days(20);
+    given::<Account>([
+        opened(),
+        credited(1, 50, None),
+        credited(2, 30, Some(later)),
+        credited(3, 20, Some(soon)),
+    ])
+    .when(debit(1, 40))
+    .then([AccountEvent::PointsDebited {
+        user_id: user(),
+        redemption_id: rid(1),
+        points: 40,
+        allocations: vec![
+            Allocation { lot_id: lot(3), points: 20 },
+            Allocation { lot_id: lot(2), points: 20 },
+        ],
+    }]);
+}
+
+#[test]
+fn redeeming_more_than_the_balance_is_rejected() {
+    given::<Account>([opened(), credited(1, 50, None)])
+        .when(debit(1, 51))
+        .then_err(AccountError::InsufficientPoints { requested: 51, available: 50 });
+}
+
+#[test]
+fn expired_lots_cannot_be_spent_and_are_expired_by_the_next_debit() {
+    let past = now() - Duration::seconds(1);
+    given::<Account>([opened(), credited(1, 50, Some(past)), credited(2, 10, None)])
+        .when(debit(1, 51))
+        .then_err(AccountError::InsufficientPoints { requested: 51, available: 10 });
+    given::<Account>([opened(), credited(1, 50, Some(past)), credited(2, 10, None)]).when(debit(1, 10)).then(
+        [
+            AccountEvent::PointsExpired { user_id: user(), lot_id: lot(1), points: 50 },
+            AccountEvent::PointsDebited {
+                user_id: user(),
+                redemption_id: rid(1),
+                points: 10,
+                allocations: vec![Allocation { lot_id: lot(2), points: 10 }],
+            },
+        ],
+    );
+}
+
+#[test]
+fn a_refund_returns_points_to_the_lots_they_came_from_once() {
+    let debited = AccountEvent::PointsDebited {
+        user_id: user(),
+        redemption_id: rid(1),
+        points: 30,
+        allocations: vec![
+            Allocation { lot_id: lot(1), points: 10 },
+            Allocation { lot_id: lot(2), points: 20 },
+        ],
+    };
+    let refunded = AccountEvent::PointsRefunded {
+        user_id: user(),
+        redemption_id: rid(1),
+        points: 30,
+        allocations: vec![
+            Allocation { lot_id: lot(1), points: 10 },
+            Allocation { lot_id: lot(2), points: 20 },
+        ],
+    };
+    given::<Account>([opened(), credited(1, 10, None), credited(2, 20, None), debited.clone()])
+        .when(AccountCommand::Refund { redemption_id: rid(1) })
+        .then([refunded.clone()]);
+    given::<Account>([opened(), credited(1, 10, None), credited(2, 20, None), debited, refunded])
+        .when(AccountCommand::Refund { redemption_id: rid(1) })
+        .then_err(AccountError::AlreadySettled);
+}
+
+#[test]
+fn an_adjustment_needs_a_reason_and_cannot_overdraw() {
+    let adjust = |delta, reason: &str| AccountCommand::Adjust {
+        delta,
+        reason: reason.into(),
+        reference: None,
+        by: UserId(Uuid::from_u128(9)),
+        new_lot: lot(9),
+        now: now(),
+    };
+    given::<Account>([opened()]).when(adjust(5, " ")).then_err(AccountError::ReasonRequired);
+    given::<Account>([opened(), credited(1, 10, None)])
+        .when(adjust(-11, "fraud"))
+        .then_err(AccountError::InsufficientPoints { requested: 11, available: 10 });
+    given::<Account>([opened()]).when(adjust(5, "goodwill")).then([AccountEvent::PointsAdjusted {
+        user_id: user(),
+        delta: 5,
+        reason: "goodwill".into(),
+        reference: None,
+        by: UserId(Uuid::from_u128(9)),
+        allocations: vec![Allocation { lot_id: lot(9), points: 5 }],
+    }]);
+}
+
+#[test]
+fn zero_negative_and_absurd_amounts_are_rejected() {
+    for points in [0, -5, crate::ids::MAX_AMOUNT + 1] {
+        given::<Account>([opened(), credited(1, 10, None)])
+            .when(debit(1, points))
+            .then_err(AccountError::InvalidAmount);
+    }
+}
+
+#[test]
+fn commands_on_an_unopened_account_are_rejected() {
+    given::<Account>([]).when(debit(1, 1)).then_err(AccountError::NotOpened);
+}
