@@ -1,7 +1,7 @@
 //! The query API's Prometheus series.
 
 use domain::infra::http::metrics::HttpMetrics;
-use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -53,10 +53,9 @@ impl Metrics {
         m
     }
 
+    /// The Prometheus text exposition of every series.
     pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8(out).unwrap_or_default()
+        domain::infra::http::metrics::render(&self.registry)
     }
 }
 
