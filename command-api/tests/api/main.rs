@@ -6,3 +6,4 @@ mod lifecycle;
 mod limits;
 mod observability;
 mod races;
+mod shutdown;
