@@ -76,7 +76,7 @@ async fn sigterm_under_load_drains_in_flight_commands_and_applies_none_by_half()
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = server.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    assert!(Command::new("sh").args(["-c", &format!("kill -TERM {pid}")]).status().expect("kill").success());
     signalled.set(std::time::Instant::now()).expect("signalled once");
 
     let (mut acknowledged, mut drained) = (Vec::new(), 0);

@@ -114,7 +114,11 @@ async fn sigterm_stops_the_daemon_after_its_batch_and_a_restart_misses_nothing()
         let mut child = spawn_projector(&app.db.url, &redis.url, port);
         tokio::time::sleep(Duration::from_millis(rand::thread_rng().gen_range(300..800))).await;
         let pid = child.id().to_string();
-        assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+        assert!(std::process::Command::new("sh")
+            .args(["-c", &format!("kill -TERM {pid}")])
+            .status()
+            .expect("kill")
+            .success());
         let status = child.wait().expect("reaped");
         assert!(status.success(), "a clean exit on SIGTERM: {status:?}");
     }
