@@ -3,6 +3,7 @@
 mod auditing;
 mod cache;
 mod exactly_once;
+mod faults;
 mod rebuild;
 mod standby;
 mod support;

@@ -10,6 +10,7 @@ use crate::purchase::PurchaseError;
 use crate::redemption::RedemptionError;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
+use tokio_postgres::error::SqlState;
 
 tokio::task_local! {
     /// The current request's id, set by the request-id middleware for error bodies.
@@ -156,6 +157,19 @@ impl From<StoreError> for ApiError {
         match e {
             e if e.is_retryable() => ApiError::Conflict("the resource changed concurrently; retry".into()),
             StoreError::Pool(_) => ApiError::Unavailable(e.into()),
+            // No SQLSTATE: the connection broke (a restart, a network fault), not the SQL.
+            StoreError::Database(ref db) if db.code().is_none() => ApiError::Unavailable(e.into()),
+            // The server is shutting down or refusing connections.
+            StoreError::Database(ref db)
+                if db.code().is_some_and(|c| {
+                    *c == SqlState::ADMIN_SHUTDOWN
+                        || *c == SqlState::CRASH_SHUTDOWN
+                        || *c == SqlState::CANNOT_CONNECT_NOW
+                        || c.code().starts_with("08")
+                }) =>
+            {
+                ApiError::Unavailable(e.into())
+            }
             other => ApiError::Unexpected(other.into()),
         }
     }
