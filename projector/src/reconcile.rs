@@ -41,16 +41,10 @@ impl Aggregate for Totals {
     type Event = AccountEvent;
 
     fn apply(&mut self, event: &AccountEvent) {
-        match event {
-            AccountEvent::PointsCredited { points, .. } => self.earned += points,
-            AccountEvent::PointsAdjusted { delta, .. } => self.earned += (*delta).max(0),
-            AccountEvent::PointsDebited { points, .. } => self.spent += points,
-            AccountEvent::PointsRefunded { points, .. } => self.spent -= points,
-            _ => {}
-        }
-        if !matches!(event, AccountEvent::AccountOpened { .. } | AccountEvent::RoleGranted { .. }) {
-            self.movements += 1;
-        }
+        let (earned, spent) = event.lifetime();
+        self.earned += earned;
+        self.spent += spent;
+        self.movements += i64::from(event.moves_points());
         self.account.apply(event);
     }
 }

@@ -91,6 +91,24 @@ impl AccountEvent {
         }
     }
 
+    /// What this event adds to the lifetime totals, as `(earned, spent)`: earned counts
+    /// credits and positive adjustments, spent counts debits net of refunds. Expiries
+    /// and negative adjustments are neither.
+    pub fn lifetime(&self) -> (i64, i64) {
+        match self {
+            AccountEvent::PointsCredited { points, .. } => (*points, 0),
+            AccountEvent::PointsAdjusted { delta, .. } => ((*delta).max(0), 0),
+            AccountEvent::PointsDebited { points, .. } => (0, *points),
+            AccountEvent::PointsRefunded { points, .. } => (0, -points),
+            _ => (0, 0),
+        }
+    }
+
+    /// Whether this event moves points, and so has a line in the ledger.
+    pub fn moves_points(&self) -> bool {
+        !matches!(self, AccountEvent::AccountOpened { .. } | AccountEvent::RoleGranted { .. })
+    }
+
     /// The change this event makes to the balance.
     pub fn delta(&self) -> i64 {
         match self {

@@ -43,13 +43,8 @@ pub async fn balance_as_of(
     let (mut earned, mut spent) = (0, 0);
     for row in &rows {
         let event = AccountEvent::decode(row.get(0), &row.get(1)).map_err(|e| StoreError::Codec(e.source))?;
-        match &event {
-            AccountEvent::PointsCredited { points, .. } => earned += points,
-            AccountEvent::PointsAdjusted { delta, .. } => earned += (*delta).max(0),
-            AccountEvent::PointsDebited { points, .. } => spent += points,
-            AccountEvent::PointsRefunded { points, .. } => spent -= points,
-            _ => {}
-        }
+        let (e, s) = event.lifetime();
+        (earned, spent) = (earned + e, spent + s);
         account.apply(&event);
     }
     Ok(Some(BalanceAsOf {

@@ -87,27 +87,22 @@ impl BalanceRow {
         self.lots = account.lots;
 
         let delta = event.delta();
+        let (earned, spent) = event.lifetime();
         self.balance += delta;
+        self.lifetime_earned += earned;
+        self.lifetime_spent += spent;
         self.version = recorded.version;
         self.updated_at = recorded.recorded_at;
         let (kind, reference) = match event {
             AccountEvent::PointsCredited { source: CreditSource::Purchase { purchase_id }, .. } => {
-                self.lifetime_earned += delta;
-                ("credit", Some(purchase_id.to_string()))
+                ("credit", purchase_id.to_string())
             }
-            AccountEvent::PointsDebited { redemption_id, points, .. } => {
-                self.lifetime_spent += points;
-                ("debit", Some(redemption_id.to_string()))
+            AccountEvent::PointsDebited { redemption_id, .. } => ("debit", redemption_id.to_string()),
+            AccountEvent::PointsRefunded { redemption_id, .. } => ("refund", redemption_id.to_string()),
+            AccountEvent::PointsAdjusted { reason, reference, .. } => {
+                ("adjustment", reference.clone().unwrap_or_else(|| reason.clone()))
             }
-            AccountEvent::PointsRefunded { redemption_id, points, .. } => {
-                self.lifetime_spent -= points;
-                ("refund", Some(redemption_id.to_string()))
-            }
-            AccountEvent::PointsAdjusted { delta, reason, reference, .. } => {
-                self.lifetime_earned += (*delta).max(0);
-                ("adjustment", Some(reference.clone().unwrap_or_else(|| reason.clone())))
-            }
-            AccountEvent::PointsExpired { lot_id, .. } => ("expiry", Some(lot_id.to_string())),
+            AccountEvent::PointsExpired { lot_id, .. } => ("expiry", lot_id.to_string()),
             AccountEvent::AccountOpened { .. } | AccountEvent::RoleGranted { .. } => return None,
         };
         Some(LedgerRow {
@@ -117,7 +112,7 @@ impl BalanceRow {
             kind,
             delta,
             balance_after: self.balance,
-            reference,
+            reference: Some(reference),
         })
     }
 
