@@ -3,14 +3,13 @@
 use std::net::TcpListener;
 
 use actix_web::dev::Server;
-use actix_web::dev::Service;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use chrono::Duration;
 use domain::infra::config::Settings;
 use domain::infra::db;
 use domain::infra::http::limits;
-use domain::infra::http::metrics::HttpMetrics;
+use domain::infra::http::metrics::{self, HttpMetrics};
 use domain::infra::token::TokenKeys;
 use domain::{Role, UserId};
 use uuid::Uuid;
@@ -47,26 +46,18 @@ impl Application {
         let keys = web::Data::new(state.keys.clone());
         let limits = web::Data::new(settings.rate_limits.clone());
         let registry = web::Data::new(prometheus::Registry::new());
-        let http_metrics = HttpMetrics::new(&registry);
+        let http_metrics = web::Data::new(HttpMetrics::new(&registry));
         let server = HttpServer::new(move || {
-            let http_metrics = http_metrics.clone();
             App::new()
                 .app_data(data.clone())
                 .app_data(keys.clone())
                 .app_data(limits.clone())
                 .app_data(registry.clone())
+                .app_data(http_metrics.clone())
                 .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
                 .configure(routes::configure)
                 .wrap_fn(limits::limit_addr)
-                .wrap_fn(move |req, srv| {
-                    let (started, metrics) = (std::time::Instant::now(), http_metrics.clone());
-                    let call = srv.call(req);
-                    async move {
-                        let res = call.await?;
-                        metrics.observe(&res, started);
-                        Ok(res)
-                    }
-                })
+                .wrap_fn(metrics::observe_requests)
                 .wrap_fn(crate::request_id::middleware)
         })
         .listen(listener)?

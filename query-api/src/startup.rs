@@ -2,7 +2,7 @@
 
 use std::net::TcpListener;
 
-use actix_web::dev::{Server, ServerHandle, Service};
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use chrono::Duration;
@@ -44,10 +44,11 @@ impl Application {
             if let Ok(redis) = cache::connect_here(&redis_url) {
                 state.redis = redis;
             }
-            let http_metrics = state.metrics.http.clone();
+            let http_metrics = web::Data::new(state.metrics.http.clone());
             App::new()
                 .app_data(web::Data::new(state))
                 .app_data(limits.clone())
+                .app_data(http_metrics)
                 .app_data(keys.clone())
                 .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
                 .app_data(
@@ -63,15 +64,7 @@ impl Application {
                     Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such endpoint".into()))
                 }))
                 .wrap_fn(domain::infra::http::limits::limit_addr)
-                .wrap_fn(move |req, srv| {
-                    let (started, metrics) = (std::time::Instant::now(), http_metrics.clone());
-                    let call = srv.call(req);
-                    async move {
-                        let res = call.await?;
-                        metrics.observe(&res, started);
-                        Ok(res)
-                    }
-                })
+                .wrap_fn(domain::infra::http::metrics::observe_requests)
                 .wrap_fn(domain::infra::http::request_id::middleware)
         })
         .listen(listener)?

@@ -54,3 +54,28 @@ pub fn render(registry: &Registry) -> String {
     let _ = prometheus::TextEncoder::new().encode(&registry.gather(), &mut out);
     String::from_utf8(out).unwrap_or_default()
 }
+
+/// Middleware body for `App::wrap_fn`: times every request and counts its outcome
+/// with the app's `web::Data<HttpMetrics>` (requests pass untouched without one).
+pub fn observe_requests<S, B>(
+    req: actix_web::dev::ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<ServiceResponse<B>, actix_web::Error>>
+where
+    S: actix_web::dev::Service<
+        actix_web::dev::ServiceRequest,
+        Response = ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+{
+    let metrics = req.app_data::<actix_web::web::Data<HttpMetrics>>().cloned();
+    let started = Instant::now();
+    let call = srv.call(req);
+    async move {
+        let res = call.await?;
+        if let Some(metrics) = metrics {
+            metrics.observe(&res, started);
+        }
+        Ok(res)
+    }
+}
