@@ -10,6 +10,7 @@ use domain::infra::http::error::ApiError;
 use domain::infra::http::extract::MAX_BODY_BYTES;
 use domain::infra::token::TokenKeys;
 use domain::infra::{cache, config::Settings, db};
+use fred::prelude::ClientLike;
 
 use crate::config::QueryConfig;
 use crate::metrics::Metrics;
@@ -28,22 +29,21 @@ impl Application {
     pub async fn build(settings: &Settings, config: QueryConfig) -> anyhow::Result<Self> {
         let pool = db::pool(&settings.database_url, settings.db_pool_size)?;
         db::ensure_migrated(&pool).await?;
-        let redis = cache::connect(&settings.redis_url).await?;
+        // Checked here; each worker connects its own copy below.
+        let redis = cache::client(&settings.redis_url)?;
         let state =
             AppState { pool, redis, reco: Recommender::new(&config), config, metrics: Metrics::new() };
         let listener = TcpListener::bind(&settings.query_addr)
             .with_context(|| format!("binding the query API to {}", settings.query_addr))?;
         let port = listener.local_addr()?.port();
         let keys = web::Data::new(TokenKeys::new(&settings.jwt_secret, Duration::hours(12)));
-        let redis_url = settings.redis_url.clone();
         let limits = web::Data::new(settings.rate_limits.clone());
         let server = HttpServer::new(move || {
             // Each worker thread gets its own Redis connection, driven by its own runtime,
             // so a cache read never hops threads.
             let mut state = state.clone();
-            if let Ok(redis) = cache::connect_here(&redis_url) {
-                state.redis = redis;
-            }
+            state.redis = state.redis.clone_new();
+            drop(state.redis.connect());
             let http_metrics = web::Data::new(state.metrics.http.clone());
             App::new()
                 .app_data(web::Data::new(state))

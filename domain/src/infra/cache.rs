@@ -15,21 +15,15 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// A client that is connecting (and will keep reconnecting) in the background.
 pub async fn connect(url: &str) -> anyhow::Result<Client> {
-    let client = build(url)?;
+    let client = client(url)?;
     // Errors on the first connection are not fatal: the policy keeps retrying.
     let _ = client.init().await;
     Ok(client)
 }
 
-/// A client whose connection task is spawned on the current runtime, without waiting
-/// for it: for a per-thread client inside a runtime that is starting up.
-pub fn connect_here(url: &str) -> anyhow::Result<Client> {
-    let client = build(url)?;
-    drop(client.connect());
-    Ok(client)
-}
-
-fn build(url: &str) -> anyhow::Result<Client> {
+/// A configured client that is not connected yet (the URL is checked): `connect` it,
+/// or `clone_new` it into one client per runtime.
+pub fn client(url: &str) -> anyhow::Result<Client> {
     let mut config = Config::from_url(url)?;
     config.fail_fast = true;
     let client = Builder::from_config(config)
