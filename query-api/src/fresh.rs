@@ -32,16 +32,17 @@ pub async fn wait_for(state: &AppState, req: &HttpRequest, projections: &[&str])
         ApiError::Malformed(format!("{MIN_POSITION_HEADER} must be a position token from a command"))
     })?;
     let deadline = tokio::time::Instant::now() + state.config.min_position_wait;
-    let client = state.pool.get().await?;
     let names: Vec<&str> = projections.to_vec();
     loop {
-        let rows = client
+        // A pooled connection per look, so waiting requests do not hold the pool.
+        let rows = state
+            .pool
+            .get()
+            .await?
             .query("SELECT tx_id, position FROM read.checkpoints WHERE projection = ANY($1)", &[&names])
             .await?;
         let reached = rows.len() == names.len()
-            && rows
-                .iter()
-                .all(|r| Checkpoint { tx_id: r.get::<_, i64>(0) as u64, position: r.get(1) } >= token);
+            && rows.iter().all(|r| Checkpoint { tx_id: r.get::<_, i64>(0) as u64, position: r.get(1) } >= token);
         if reached {
             return Ok(Fresh(Some(token)));
         }
