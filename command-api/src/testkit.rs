@@ -35,18 +35,20 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
     let db = TestDb::new().await.expect("test database");
     let url = db.url.clone();
-    let settings = Settings::from_lookup(|k| match k {
-        _ if env.iter().any(|(name, _)| *name == k) => {
-            env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    let settings = Settings::from_lookup(|k| {
+        if let Some((_, v)) = env.iter().find(|(name, _)| *name == k) {
+            return Some(v.to_string());
         }
-        "DATABASE_URL" => Some(url.clone()),
-        "TALLY_COMMAND_ADDR" => Some("127.0.0.1:0".into()),
-        "TALLY_JWT_SECRET" => Some("test-jwt-secret".into()),
-        "TALLY_PAYMENT_WEBHOOK_SECRET" => Some(WEBHOOK_SECRET.into()),
-        "TALLY_ADMIN_EMAIL" => Some(ADMIN_EMAIL.into()),
-        "TALLY_ADMIN_PASSWORD" => Some(ADMIN_PASSWORD.into()),
-        "TALLY_DB_POOL_SIZE" => Some("24".into()),
-        _ => None,
+        match k {
+            "DATABASE_URL" => Some(url.clone()),
+            "TALLY_COMMAND_ADDR" => Some("127.0.0.1:0".into()),
+            "TALLY_JWT_SECRET" => Some("test-jwt-secret".into()),
+            "TALLY_PAYMENT_WEBHOOK_SECRET" => Some(WEBHOOK_SECRET.into()),
+            "TALLY_ADMIN_EMAIL" => Some(ADMIN_EMAIL.into()),
+            "TALLY_ADMIN_PASSWORD" => Some(ADMIN_PASSWORD.into()),
+            "TALLY_DB_POOL_SIZE" => Some("24".into()),
+            _ => None,
+        }
     })
     .expect("settings");
     let app = crate::startup::Application::build(&settings).await.expect("build app");

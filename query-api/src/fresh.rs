@@ -42,7 +42,9 @@ pub async fn wait_for(state: &AppState, req: &HttpRequest, projections: &[&str])
             .query("SELECT tx_id, position FROM read.checkpoints WHERE projection = ANY($1)", &[&names])
             .await?;
         let reached = rows.len() == names.len()
-            && rows.iter().all(|r| Checkpoint { tx_id: r.get::<_, i64>(0) as u64, position: r.get(1) } >= token);
+            && rows
+                .iter()
+                .all(|r| Checkpoint { tx_id: r.get::<_, i64>(0) as u64, position: r.get(1) } >= token);
         if reached {
             return Ok(Fresh(Some(token)));
         }

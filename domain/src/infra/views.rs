@@ -83,17 +83,8 @@ impl ProductDoc {
     }
 }
 
-/// Loads one account's balance document from `read.balances`.
-pub async fn load_balance(
-    client: &impl GenericClient,
-    user_id: Uuid,
-) -> Result<Option<BalanceDoc>, tokio_postgres::Error> {
-    let row = client.query_opt(BALANCE_SQL, &[&user_id]).await?;
-    Ok(row.map(|r| balance_from_row(&r)))
-}
-
-/// One account's balance document; `$1` is the user id. Hot paths prepare it once per
-/// connection (`prepare_cached`).
+/// One account's balance document from `read.balances`; `$1` is the user id. Prepare it
+/// once per connection (`prepare_cached`): it is the hot fallback read.
 pub const BALANCE_SQL: &str =
     "SELECT user_id, balance, lifetime_earned, lifetime_spent, lots FROM read.balances WHERE user_id = $1";
 

@@ -47,8 +47,9 @@ const ADD_COUNTS: &str = "DO UPDATE SET redeemed = t.redeemed + EXCLUDED.redeeme
      clicks = t.clicks + EXCLUDED.clicks, views = t.views + EXCLUDED.views";
 
 pub(super) async fn apply(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Result<Changes, ProjectError> {
+    // Every product's category as this batch leaves it, and which of them it changed.
     let mut categories: HashMap<Uuid, Uuid> = HashMap::new();
-    let mut moved = Vec::new();
+    let mut moved: HashMap<Uuid, Uuid> = HashMap::new();
     for (_, event) in decode::<ProductEvent>(events, "product-")? {
         let category = match &event {
             ProductEvent::ProductListed { details, .. } => Some(details.category_id),
@@ -57,7 +58,7 @@ pub(super) async fn apply(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Res
         };
         if let Some(category) = category {
             categories.insert(event.product_id().0, category.0);
-            moved.push(ProductCategory { product_id: event.product_id().0, category_id: category.0 });
+            moved.insert(event.product_id().0, category.0);
         }
     }
 
@@ -100,7 +101,11 @@ pub(super) async fn apply(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Res
     }
 
     let cols = "product_id, category_id";
-    write(tx, "product_categories", cols, &replace_on("product_id", cols), &dedup_last(moved)).await?;
+    let moved: Vec<ProductCategory> = moved
+        .into_iter()
+        .map(|(product_id, category_id)| ProductCategory { product_id, category_id })
+        .collect();
+    write(tx, "product_categories", cols, &replace_on("product_id", cols), &moved).await?;
     let rows: Vec<AffinityRow> = affinity
         .into_iter()
         .map(|((user_id, category_id), counts)| AffinityRow { user_id, category_id, counts })
@@ -119,13 +124,4 @@ fn add(total: &mut Counts, more: Counts) {
     total.redeemed += more.redeemed;
     total.clicks += more.clicks;
     total.views += more.views;
-}
-
-/// One row per product (the last wins): ON CONFLICT cannot touch a row twice.
-fn dedup_last(rows: Vec<ProductCategory>) -> Vec<ProductCategory> {
-    let mut by_product: HashMap<Uuid, ProductCategory> = HashMap::new();
-    for r in rows {
-        by_product.insert(r.product_id, r);
-    }
-    by_product.into_values().collect()
 }
