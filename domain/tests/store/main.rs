@@ -373,3 +373,22 @@ async fn the_safe_order_compares_transaction_ids_as_numbers_not_text() {
     let head = store::safe_head(&**c).await.expect("head");
     assert_eq!(head.tx_id, 10);
 }
+
+#[tokio::test]
+async fn a_broken_database_connection_is_503_unavailable_and_an_sql_error_stays_500() {
+    use actix_web::ResponseError;
+    use domain::infra::http::error::ApiError;
+
+    let db = TestDb::new().await.expect("test database");
+    let client = db.client().await.expect("client");
+    let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await.expect("pid").get(0);
+    let admin = db.client().await.expect("admin");
+    admin.execute("SELECT pg_terminate_backend($1)", &[&pid]).await.expect("terminate");
+    let broken = client.query_one("SELECT 1", &[]).await.expect_err("the session was terminated");
+    let api = ApiError::from(StoreError::Database(broken));
+    assert_eq!((api.code(), api.status_code().as_u16()), ("unavailable", 503));
+
+    let sql = admin.query("SELECT * FROM no_such_table", &[]).await.expect_err("no such table");
+    let api = ApiError::from(StoreError::Database(sql));
+    assert_eq!((api.code(), api.status_code().as_u16()), ("internal", 500));
+}
