@@ -84,15 +84,9 @@ pub async fn ledger(
     let user = user_in_path(&path)?;
     owner_or_staff(&caller, user)?;
     let limit = params.limit()?;
-    let before = match params.cursor.as_deref() {
-        None => i64::MAX,
-        Some(c) => c.parse::<i64>().map_err(|_| ApiError::Validation("cursor is not valid".into()))?,
-    };
+    let before = params.cursor(|c| c.parse::<i64>().ok())?.unwrap_or(i64::MAX);
     fresh::wait_for(&state, &req, &["accounts"]).await?;
     let client = state.pool.get().await?;
-    if client.query_opt("SELECT 1 FROM read.balances WHERE user_id = $1", &[&user]).await?.is_none() {
-        return Err(ApiError::NotFound("no such account".into()));
-    }
     let rows = client
         .query(
             "SELECT version, at, kind, delta, balance_after, reference FROM read.ledger \
@@ -100,18 +94,16 @@ pub async fn ledger(
             &[&user, &before, &(limit + 1)],
         )
         .await?;
-    let more = rows.len() as i64 > limit;
-    let rows = &rows[..rows.len().min(limit as usize)];
-    let next_cursor = more.then(|| rows.last().map(|r| r.get::<_, i64>(0).to_string())).flatten();
-    let items = rows
-        .iter()
-        .map(|r| LedgerLine {
-            at: r.get(1),
-            kind: r.get(2),
-            delta: r.get(3),
-            balance_after: r.get(4),
-            reference: r.get(5),
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
+    // An empty page may mean there is no such account at all.
+    if rows.is_empty() && client.query_opt(views::BALANCE_SQL, &[&user]).await?.is_none() {
+        return Err(ApiError::NotFound("no such account".into()));
+    }
+    let line = |r: &tokio_postgres::Row| LedgerLine {
+        at: r.get(1),
+        kind: r.get(2),
+        delta: r.get(3),
+        balance_after: r.get(4),
+        reference: r.get(5),
+    };
+    Ok(HttpResponse::Ok().json(Page::from_rows(&rows, limit, line, |r| r.get::<_, i64>(0).to_string())))
 }

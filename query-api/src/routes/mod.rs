@@ -57,12 +57,35 @@ impl PageParams {
             Some(_) => Err(ApiError::Validation(format!("limit must be between 1 and {MAX_LIMIT}"))),
         }
     }
+
+    /// The cursor, decoded by `parse`; a cursor it refuses is `422`.
+    pub fn cursor<C>(&self, parse: impl Fn(&str) -> Option<C>) -> Result<Option<C>, ApiError> {
+        self.cursor
+            .as_deref()
+            .map(|c| parse(c).ok_or_else(|| ApiError::Validation("cursor is not valid".into())))
+            .transpose()
+    }
 }
 
 #[derive(Debug, Serialize)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// A page from up to `limit + 1` fetched rows: the extra row only says there is a
+    /// next page, whose cursor is that of the last row shown.
+    pub fn from_rows(
+        rows: &[tokio_postgres::Row],
+        limit: i64,
+        item: impl Fn(&tokio_postgres::Row) -> T,
+        cursor: impl Fn(&tokio_postgres::Row) -> String,
+    ) -> Self {
+        let shown = &rows[..rows.len().min(limit as usize)];
+        let next_cursor = if rows.len() > shown.len() { shown.last().map(cursor) } else { None };
+        Page { items: shown.iter().map(item).collect(), next_cursor }
+    }
 }
 
 /// A user id from the path; an id that is not a uuid names no account.

@@ -123,14 +123,7 @@ pub async fn account_redemptions(
     let user = user_in_path(&path)?;
     owner_or_staff(&caller, user)?;
     let limit = params.limit()?;
-    let (before_at, before_id) = match params.cursor.as_deref() {
-        None => (None, None),
-        Some(c) => {
-            let (at, id) =
-                parse_cursor(c).ok_or_else(|| ApiError::Validation("cursor is not valid".into()))?;
-            (Some(at), Some(id))
-        }
-    };
+    let (before_at, before_id) = params.cursor(parse_cursor)?.unzip();
     fresh::wait_for(&state, &req, &["orders"]).await?;
     let client = state.pool.get().await?;
     let sql = format!(
@@ -138,14 +131,9 @@ pub async fn account_redemptions(
          ORDER BY created_at DESC, id DESC LIMIT $4"
     );
     let rows = client.query(&sql, &[&user, &before_at, &before_id, &(limit + 1)]).await?;
-    let more = rows.len() as i64 > limit;
-    let items: Vec<Redemption> = rows.iter().take(limit as usize).map(redemption_from).collect();
-    let next_cursor = if more {
-        items.last().map(|r| format!("{}_{}", r.created_at.timestamp_micros(), r.id))
-    } else {
-        None
-    };
-    Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
+    let cursor =
+        |r: &Row| format!("{}_{}", r.get::<_, DateTime<Utc>>(7).timestamp_micros(), r.get::<_, Uuid>(0));
+    Ok(HttpResponse::Ok().json(Page::from_rows(&rows, limit, redemption_from, cursor)))
 }
 
 fn parse_cursor(c: &str) -> Option<(DateTime<Utc>, Uuid)> {

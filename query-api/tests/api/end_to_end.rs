@@ -124,3 +124,59 @@ async fn catalog_reads_carry_an_etag_and_honour_if_none_match() {
         .await;
     assert_eq!(changed.status(), 200, "the stock changed, so the document did");
 }
+
+/// Every item of a paged list, following `next_cursor` with `limit`.
+async fn walk(s: &Stack, path: &str, token: &str, at: &str, limit: usize) -> Vec<serde_json::Value> {
+    let (mut items, mut cursor) = (Vec::new(), None::<String>);
+    loop {
+        let page = match &cursor {
+            Some(c) => s.read(&format!("{path}?limit={limit}&cursor={c}"), token, at).await,
+            None => s.read(&format!("{path}?limit={limit}"), token, at).await,
+        };
+        let got = page["items"].as_array().expect("items").clone();
+        assert!(got.len() <= limit);
+        items.extend(got);
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return items,
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_ledger_and_redemptions_page_newest_first_without_gaps() {
+    let s = stack().await;
+    let c = s.cmd.customer_with_points(100).await;
+    let product = s.cmd.product(3, 50).await;
+    let mut placed = Vec::new();
+    for _ in 0..7 {
+        let res = s
+            .cmd
+            .post("/v1/redemptions", Some(&c.token), json!({ "product_id": product, "quantity": 1 }))
+            .await;
+        placed.push(
+            res.json::<serde_json::Value>().await.expect("json")["id"].as_str().expect("id").to_owned(),
+        );
+    }
+    let at = s.head().await;
+
+    let ledger = walk(&s, &format!("/v1/accounts/{}/ledger", c.id), &c.token, &at, 3).await;
+    let after: Vec<i64> = ledger.iter().map(|l| l["balance_after"].as_i64().expect("n")).collect();
+    assert_eq!(after, vec![79, 82, 85, 88, 91, 94, 97, 100], "newest first, each line once");
+
+    let redemptions = walk(&s, &format!("/v1/accounts/{}/redemptions", c.id), &c.token, &at, 2).await;
+    let ids: Vec<String> = redemptions.iter().map(|r| r["id"].as_str().expect("id").to_owned()).collect();
+    placed.reverse();
+    assert_eq!(ids, placed, "newest first, each redemption once");
+
+    for path in [
+        format!("/v1/accounts/{}/ledger?cursor=x", c.id),
+        format!("/v1/accounts/{}/redemptions?cursor=1_x", c.id),
+    ] {
+        let res = s.get(&path, Some(&c.token), &[]).await;
+        assert_eq!(res.status(), 422, "{path}");
+    }
+    let unknown = uuid::Uuid::new_v4();
+    let res = s.get(&format!("/v1/accounts/{unknown}/ledger"), Some(&s.cmd.admin), &[]).await;
+    assert_eq!(res.status(), 404, "an empty page of an unknown account is not found");
+}
