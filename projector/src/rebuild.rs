@@ -33,6 +33,11 @@ pub struct Rebuilt {
 pub async fn rebuild(url: &str, projection: Projection, progress: bool) -> anyhow::Result<Rebuilt> {
     let (mut client, conn) = tokio_postgres::connect(url, NoTls).await?;
     tokio::spawn(conn);
+    // Two rebuilds of one projection would drop each other's staging tables.
+    let key = projection.lock_key() + 0x200;
+    if !client.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).await?.get::<_, bool>(0) {
+        anyhow::bail!("a rebuild of {projection} is already running");
+    }
     let staging = format!("rebuild_{}", projection.name());
     create_staging(&client, projection, &staging).await?;
     let bar = progress_bar(&client, projection, progress).await?;

@@ -60,3 +60,20 @@ async fn readers_keep_getting_answers_while_a_rebuild_swaps_tables() {
     assert_read_models_match_events(&app).await;
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn a_second_rebuild_of_the_same_projection_is_refused() {
+    let app = spawn_app().await;
+    app.random_workload(5, 20).await;
+    let holder = connect(&app.db.url).await;
+    let key = Projection::Accounts.lock_key() + 0x200;
+    holder.execute("SELECT pg_advisory_lock($1)", &[&key]).await.expect("hold the rebuild lock");
+    let err =
+        projector::rebuild::rebuild(&app.db.url, Projection::Accounts, false).await.expect_err("refused");
+    assert!(err.to_string().contains("already running"), "{err}");
+    projector::rebuild::rebuild(&app.db.url, Projection::Catalog, false)
+        .await
+        .expect("another projection may rebuild");
+    holder.execute("SELECT pg_advisory_unlock($1)", &[&key]).await.expect("release");
+    projector::rebuild::rebuild(&app.db.url, Projection::Accounts, false).await.expect("rebuilds once free");
+}
