@@ -8,7 +8,7 @@ use domain::infra::views::{self, BalanceDoc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{owner_or_staff, user_in_path, Page, PageParams};
+use super::{account_exists, owner_or_staff, user_in_path, Page, PageParams};
 use crate::fresh::{self, Fresh};
 use crate::state::AppState;
 
@@ -94,9 +94,8 @@ pub async fn ledger(
             &[&user, &before, &(limit + 1)],
         )
         .await?;
-    // An empty page may mean there is no such account at all.
-    if rows.is_empty() && client.query_opt(views::BALANCE_SQL, &[&user]).await?.is_none() {
-        return Err(ApiError::NotFound("no such account".into()));
+    if rows.is_empty() {
+        account_exists(&client, user).await?;
     }
     let line = |r: &tokio_postgres::Row| LedgerLine {
         at: r.get(1),

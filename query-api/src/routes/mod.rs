@@ -93,6 +93,16 @@ pub fn user_in_path(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("no such account".into()))
 }
 
+/// `404` unless the account exists in the event store (the source of truth, so a
+/// lagging projection cannot make a new account look unknown).
+pub async fn account_exists(client: &deadpool_postgres::Client, user: Uuid) -> Result<(), ApiError> {
+    let stream = format!("account-{user}");
+    match client.query_opt("SELECT 1 FROM es.streams WHERE stream_id = $1", &[&stream]).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::NotFound("no such account".into())),
+    }
+}
+
 /// Customers see only their own data; admins and auditors see everyone's.
 pub fn owner_or_staff(caller: &Caller, owner: Uuid) -> Result<(), ApiError> {
     if caller.0.sub == owner || caller.is(Role::Admin) || caller.is(Role::Auditor) {

@@ -8,7 +8,7 @@ use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{owner_or_staff, user_in_path, Page, PageParams};
+use super::{account_exists, owner_or_staff, user_in_path, Page, PageParams};
 use crate::fresh;
 use crate::state::AppState;
 
@@ -131,6 +131,9 @@ pub async fn account_redemptions(
          ORDER BY created_at DESC, id DESC LIMIT $4"
     );
     let rows = client.query(&sql, &[&user, &before_at, &before_id, &(limit + 1)]).await?;
+    if rows.is_empty() {
+        account_exists(&client, user).await?;
+    }
     let cursor =
         |r: &Row| format!("{}_{}", r.get::<_, DateTime<Utc>>(7).timestamp_micros(), r.get::<_, Uuid>(0));
     Ok(HttpResponse::Ok().json(Page::from_rows(&rows, limit, redemption_from, cursor)))

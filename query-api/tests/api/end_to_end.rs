@@ -177,6 +177,8 @@ async fn the_ledger_and_redemptions_page_newest_first_without_gaps() {
         assert_eq!(res.status(), 422, "{path}");
     }
     let unknown = uuid::Uuid::new_v4();
-    let res = s.get(&format!("/v1/accounts/{unknown}/ledger"), Some(&s.cmd.admin), &[]).await;
-    assert_eq!(res.status(), 404, "an empty page of an unknown account is not found");
+    for list in ["ledger", "redemptions"] {
+        let res = s.get(&format!("/v1/accounts/{unknown}/{list}"), Some(&s.cmd.admin), &[]).await;
+        assert_eq!(res.status(), 404, "{list} of an unknown account is not found");
+    }
 }
