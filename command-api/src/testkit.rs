@@ -33,7 +33,13 @@ pub async fn spawn_app() -> TestApp {
 
 /// [`spawn_app`] with more environment, e.g. rate limits.
 pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
-    let db = TestDb::new().await.expect("test database");
+    spawn_app_on(TestDb::new().await.expect("test database"), env).await
+}
+
+/// [`spawn_app_with`] on a given database, e.g. one on a private [`TestPostgres`].
+///
+/// [`TestPostgres`]: domain::infra::testkit::TestPostgres
+pub async fn spawn_app_on(db: TestDb, env: &[(&str, &str)]) -> TestApp {
     let url = db.url.clone();
     let settings = Settings::from_lookup(|k| {
         if let Some((_, v)) = env.iter().find(|(name, _)| *name == k) {

@@ -50,7 +50,7 @@ async fn cache_drift(redis: &Redis, db_url: &str) -> Option<String> {
     version.is_none().then(|| "no catalog version".to_owned())
 }
 
-async fn wait_cache_matches(redis: &Redis, db_url: &str, within: Duration) {
+pub async fn wait_cache_matches(redis: &Redis, db_url: &str, within: Duration) {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         match cache_drift(redis, db_url).await {
