@@ -68,6 +68,8 @@ impl Application {
                 .wrap_fn(domain::infra::http::request_id::middleware)
         })
         .listen(listener)?
+        // On SIGTERM, accepted requests (read-your-writes waits included) get 30 s.
+        .shutdown_timeout(30)
         .run();
         Ok(Application { port, server })
     }

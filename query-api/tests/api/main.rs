@@ -5,4 +5,5 @@ mod end_to_end;
 mod recommendations;
 mod redis_down;
 mod search;
+mod shutdown;
 mod support;
