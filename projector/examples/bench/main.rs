@@ -1,0 +1,195 @@
+//! `scripts/bench`: every target of design §9 in one run, each beside its baseline,
+//! printed as one Markdown table and written as JSON (`BENCH_OUT`).
+//!
+//! Runs the release binaries of the three services against `DATABASE_URL` (a scratch
+//! database), with `BENCH_PGBENCH_URL` and `BENCH_REBUILD_URL` as scratch siblings on
+//! the same server. `BENCH_SECONDS` (10) per measurement, `BENCH_REBUILD_EVENTS`
+//! (500,000), `BENCH_LONG_STREAM` (100,000).
+
+mod baselines;
+mod loadgen;
+mod report;
+mod scenarios;
+mod services;
+mod setup;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use projector::projections::Projection;
+
+use report::{Report, Row};
+use scenarios::{connect, Bench, CLIENTS};
+use services::Service;
+use setup::Api;
+
+fn var(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+fn log(what: &str) {
+    eprintln!("[bench] {what}");
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let db_url = std::env::var("DATABASE_URL").context("DATABASE_URL")?;
+    let redis_url = std::env::var("REDIS_URL").context("REDIS_URL")?;
+    let pgbench_url = std::env::var("BENCH_PGBENCH_URL").context("BENCH_PGBENCH_URL")?;
+    let rebuild_url = std::env::var("BENCH_REBUILD_URL").context("BENCH_REBUILD_URL")?;
+    let duration = Duration::from_secs(var("BENCH_SECONDS", "10").parse()?);
+    let events: usize = var("BENCH_REBUILD_EVENTS", "500000").parse()?;
+    let long: i64 = var("BENCH_LONG_STREAM", "100000").parse()?;
+    for url in [&db_url, &pgbench_url, &rebuild_url] {
+        domain::infra::db::migrate(url).await?;
+    }
+
+    let env = [
+        ("DATABASE_URL", db_url.clone()),
+        ("REDIS_URL", redis_url.clone()),
+        ("TALLY_DB_POOL_SIZE", "32".into()),
+    ];
+    let command = Service::start("command-api", &[], &env).await?;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let api = Api::login(http, &command.base).await?;
+    log("setting up 201 products and 64 customers");
+    let products = api.products(200, 1_000_000_000).await?;
+    let hot = api.products(1, 1_000_000_000).await?.remove(0);
+    let mut customers = Vec::new();
+    for _ in 0..CLIENTS {
+        customers.push(api.customer(1_000_000_000).await?);
+    }
+    setup::pgbench_streams(&mut connect(&pgbench_url).await?).await?;
+    let bench = Arc::new(Bench {
+        api,
+        customers: Arc::new(customers),
+        products: Arc::new(products),
+        duration,
+        db_url: db_url.clone(),
+        pgbench_url,
+        sql_dir: var("BENCH_SQL_DIR", "scripts/pgbench"),
+    });
+
+    let mut rows = Vec::new();
+    log("redemptions, 64 closed-loop clients, then pgbench");
+    let (row, max_rate) = scenarios::redemptions(&bench).await?;
+    rows.push(row);
+    log("one hot product, then pgbench on one product");
+    rows.push(scenarios::hot_product(&bench, &hot).await?);
+    log("redemption latency, open loop at half the maximum");
+    rows.push(scenarios::redemption_latency(&bench, max_rate / 2.0).await);
+    log("a 100,000-event account beside a fresh one");
+    rows.push(scenarios::long_stream(&bench, long).await?);
+
+    log("starting the projector and waiting for it to catch up");
+    let projector = Service::start("projector", &["run"], &env).await?;
+    wait_caught_up(&db_url).await?;
+    log("projection lag, open loop at half the maximum command rate");
+    rows.push(scenarios::projection_lag(&bench, max_rate / 2.0).await?);
+
+    log("balance GETs: /healthz, cached, open loop; redis-benchmark");
+    let query = Service::start("query-api", &[], &env).await?;
+    rows.extend(scenarios::cached_balance(&bench, &query.base).await);
+    let redis = baselines::redis_get(&redis_url, CLIENTS, 200_000).await?;
+    rows.push(Row::new("Redis GET (redis-benchmark, 64 connections)", redis, "req/s", "reference"));
+    query.stop().await;
+
+    log("balance GETs with Redis unreachable, then pgbench on the same SELECT");
+    let fallback_env = [env[0].clone(), ("REDIS_URL", "redis://127.0.0.1:1".into())];
+    let query = Service::start("query-api", &[], &fallback_env).await?;
+    let fallback = scenarios::get_closed(&bench, format!("{}/v1/me/balance", query.base), true).await;
+    let sql = format!(
+        "SELECT user_id, balance, lifetime_earned, lifetime_spent, lots FROM read.balances WHERE user_id = '{}';",
+        bench.customers[0].id
+    );
+    let pg = baselines::pgbench_sql(&db_url, &sql, CLIENTS, duration).await?;
+    rows.push(
+        Row::new("Balance GET from Postgres (Redis down)", fallback.rate(), "req/s", "reported")
+            .latency(fallback.percentiles_ms())
+            .against("pgbench, same SELECT", pg, "tx/s")
+            .note(format!("{} failures", fallback.failures())),
+    );
+    for service in [query, projector, command] {
+        service.stop().await;
+    }
+
+    log(&format!("rebuild: seeding about {events} events"));
+    rows.push(rebuild(&rebuild_url, events).await?);
+
+    let report = Report {
+        machine: machine(),
+        settings: settings(&db_url).await?,
+        seconds: started.elapsed().as_secs_f64(),
+        rows,
+    };
+    println!("{}", report.markdown());
+    let out = var("BENCH_OUT", "target/bench/latest.json");
+    if let Some(dir) = std::path::Path::new(&out).parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
+    log(&format!("wrote {out}"));
+    Ok(())
+}
+
+async fn wait_caught_up(url: &str) -> anyhow::Result<()> {
+    let client = connect(url).await?;
+    for _ in 0..3000 {
+        if projector::status::status(&client).await?.iter().all(|s| s.lag_events == 0) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the projector did not catch up within 5 minutes")
+}
+
+/// Every projection rebuilt from scratch; the row reports the slowest.
+async fn rebuild(url: &str, events: usize) -> anyhow::Result<Row> {
+    setup::rebuild_corpus(&mut connect(url).await?, events).await?;
+    let mut speeds = Vec::new();
+    for p in Projection::ALL {
+        let r = projector::rebuild::rebuild(url, p, false).await?;
+        speeds.push((r.projection, r.events, r.events_per_second));
+    }
+    let slowest = speeds.iter().map(|s| s.2).fold(f64::INFINITY, f64::min);
+    let note = speeds.iter().map(|(p, _, s)| format!("{p} {s:.0}")).collect::<Vec<_>>().join(", ");
+    Ok(Row::new("Projection rebuild, slowest projection", slowest, "events/s", "≥ 50,000 events/s")
+        .met(slowest >= 50_000.0)
+        .note(format!("{} events; {note}", speeds[0].1)))
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']));
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kb: f64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|m| m.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap_or(0.0);
+    format!(
+        "{} × {}, {:.0} GiB",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        model.unwrap_or("unknown CPU"),
+        mem_kb / 1024.0 / 1024.0
+    )
+}
+
+async fn settings(url: &str) -> anyhow::Result<String> {
+    let client = connect(url).await?;
+    let show = |name: &'static str| {
+        let client = &client;
+        async move { client.query_one(&format!("SHOW {name}"), &[]).await.map(|r| r.get::<_, String>(0)) }
+    };
+    Ok(format!(
+        "Postgres {} (fsync={}, synchronous_commit={})",
+        show("server_version").await?,
+        show("fsync").await?,
+        show("synchronous_commit").await?
+    ))
+}

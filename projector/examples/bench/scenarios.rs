@@ -1,0 +1,242 @@
+//! One function per design §9 target, each returning its report row.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use domain::infra::store::Checkpoint;
+use hdrhistogram::Histogram;
+use serde_json::json;
+
+use crate::baselines;
+use crate::loadgen::{closed_loop, open_loop, Run, Status};
+use crate::report::Row;
+use crate::setup::{Api, Customer};
+
+pub const CLIENTS: usize = 64;
+
+/// What every scenario works with.
+pub struct Bench {
+    pub api: Api,
+    pub customers: Arc<Vec<Customer>>,
+    pub products: Arc<Vec<String>>,
+    pub duration: Duration,
+    pub db_url: String,
+    /// A sibling database holding pgbench's streams, so the projector never reads them.
+    pub pgbench_url: String,
+    pub sql_dir: String,
+}
+
+async fn send(req: reqwest::RequestBuilder) -> Status {
+    let res = req.send().await.ok()?;
+    let status = res.status().as_u16();
+    let _ = res.bytes().await;
+    Some(status)
+}
+
+impl Bench {
+    fn redeem(&self, customer: usize, product: &str) -> reqwest::RequestBuilder {
+        self.api
+            .http
+            .post(format!("{}/v1/redemptions", self.api.base))
+            .bearer_auth(&self.customers[customer % self.customers.len()].token)
+            .json(&json!({"product_id": product, "quantity": 1}))
+    }
+
+    /// Closed-loop redemptions: worker `w` is customer `w`, picking products in turn
+    /// from `products`.
+    async fn redemptions_closed(self: &Arc<Self>, products: Arc<Vec<String>>) -> Run {
+        let bench = self.clone();
+        closed_loop(CLIENTS, self.duration, move |w, n| {
+            let req = bench.redeem(w, &products[(w + n as usize) % products.len()]);
+            send(req)
+        })
+        .await
+    }
+}
+
+/// Redemptions at 64 closed-loop clients over 200 products, beside pgbench running
+/// the same transaction. Returns the row and the maximum rate it found.
+pub async fn redemptions(bench: &Arc<Bench>) -> anyhow::Result<(Row, f64)> {
+    let run = bench.redemptions_closed(bench.products.clone()).await;
+    let script = format!("{}/redeem.sql", bench.sql_dir);
+    let pgbench = baselines::pgbench(&bench.pgbench_url, &script, CLIENTS, bench.duration).await?;
+    let row = Row::new("Redemptions over HTTP, 64 clients", run.rate(), "/s", "≥ 50 % of pgbench")
+        .latency(run.percentiles_ms())
+        .against("pgbench, equivalent tx", pgbench, "tx/s");
+    let met = row.ratio.is_some_and(|r| r >= 0.5) && run.failures() == 0;
+    let note = format!("{} failures", run.failures());
+    Ok((row.met(met).note(note), run.rate()))
+}
+
+/// Every client on one product: no client sees a conflict, and the stock is exact.
+pub async fn hot_product(bench: &Arc<Bench>, hot: &str) -> anyhow::Result<Row> {
+    let db = connect(&bench.db_url).await?;
+    let stream = format!("product-{hot}");
+    let sql = "SELECT COALESCE(sum((data->>'quantity')::int8), 0)::int8 FROM es.events \
+               WHERE stream_id = $1 AND event_type = 'StockReserved'";
+    let before: i64 = db.query_one(sql, &[&stream]).await?.get(0);
+    let run = bench.redemptions_closed(Arc::new(vec![hot.to_owned()])).await;
+    let stored = db.query_one(sql, &[&stream]).await?.get::<_, i64>(0) - before;
+    let conflicts = run.count(409);
+    let exact = stored == run.ok() as i64;
+    let script = std::fs::read_to_string(format!("{}/redeem.sql", bench.sql_dir))?;
+    let hot_sql = std::env::temp_dir().join("tally-bench-hot.sql");
+    std::fs::write(&hot_sql, script.replace("\\set p random(1, 1000)", "\\set p 1"))?;
+    let pgbench =
+        baselines::pgbench(&bench.pgbench_url, &hot_sql.to_string_lossy(), CLIENTS, bench.duration).await?;
+    Ok(Row::new("One hot product, 64 clients", run.rate(), "/s", "no 409s, stock exact")
+        .latency(run.percentiles_ms())
+        .against("pgbench, same product", pgbench, "tx/s")
+        .met(conflicts == 0 && exact && run.failures() == 0)
+        .note(format!("{conflicts} conflicts, {stored} reserved for {} acknowledged", run.ok())))
+}
+
+/// Redemption latency from the open-loop generator at `rate`.
+pub async fn redemption_latency(bench: &Arc<Bench>, rate: f64) -> Row {
+    let b = bench.clone();
+    let run = open_loop(rate, bench.duration, move |n| {
+        let n = n as usize;
+        send(b.redeem(n, &b.products[n % b.products.len()]))
+    })
+    .await;
+    Row::new("Redemption latency, open loop", run.rate(), "/s", "reported")
+        .latency(run.percentiles_ms())
+        .note(format!("offered {rate:.0}/s, {} failures", run.failures()))
+}
+
+/// Redemptions on an account with a `length`-event stream, beside a fresh account,
+/// both open loop at 50/s (one account: its commands serialize on its stream).
+pub async fn long_stream(bench: &Arc<Bench>, length: i64) -> anyhow::Result<Row> {
+    let fresh = bench.api.customer(1_000_000_000).await?;
+    let long = bench.api.customer(1).await?;
+    let mut db = connect(&bench.db_url).await?;
+    crate::setup::long_account(&mut db, &long.id, length).await?;
+    let one = |c: &Customer, n: usize| {
+        let req = bench.api.http.post(format!("{}/v1/redemptions", bench.api.base)).bearer_auth(&c.token);
+        send(req.json(&json!({"product_id": bench.products[n % bench.products.len()], "quantity": 1})))
+    };
+    // The first command on the long stream folds it whole and writes a snapshot.
+    let first = Instant::now();
+    anyhow::ensure!(one(&long, 0).await == Some(201), "a redemption on the long stream failed");
+    let first = first.elapsed();
+    anyhow::ensure!(one(&fresh, 0).await == Some(201), "a redemption on the fresh account failed");
+
+    let mut runs = Vec::new();
+    for c in [fresh, long] {
+        let (http, base, products) = (bench.api.http.clone(), bench.api.base.clone(), bench.products.clone());
+        runs.push(
+            open_loop(50.0, bench.duration, move |n| {
+                let body = json!({"product_id": products[n as usize % products.len()], "quantity": 1});
+                send(http.post(format!("{base}/v1/redemptions")).bearer_auth(&c.token).json(&body))
+            })
+            .await,
+        );
+    }
+    let ([f50, f99, _], [l50, l99, l999]) = (runs[0].percentiles_ms(), runs[1].percentiles_ms());
+    let row = Row::new("Redemption p50 on a 100,000-event account", l50, "ms", "p50 and p99 ≤ 1.5× fresh")
+        .latency([l50, l99, l999])
+        .against("fresh account p50", f50, "ms");
+    let met = l50 <= 1.5 * f50 && l99 <= 1.5 * f99 && runs.iter().all(|r| r.failures() == 0);
+    Ok(row.met(met).note(format!(
+        "p99 {l99:.1} vs {f99:.1} ms; first command after seeding {:.0} ms",
+        first.as_secs_f64() * 1e3
+    )))
+}
+
+/// Time from a redemption's acknowledgement until the `accounts` projection covers
+/// its position, with redemptions arriving open loop at `rate`.
+pub async fn projection_lag(bench: &Arc<Bench>, rate: f64) -> anyhow::Result<Row> {
+    let seen: Arc<Mutex<Vec<(Instant, Checkpoint)>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (seen, stop, db) = (seen.clone(), stop.clone(), connect(&bench.db_url).await?);
+        tokio::spawn(async move {
+            let sql = "SELECT tx_id, position FROM read.checkpoints WHERE projection = 'accounts'";
+            let stmt = db.prepare(sql).await?;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = db.query_one(&stmt, &[]).await?;
+                let cp = Checkpoint { tx_id: r.get::<_, i64>(0) as u64, position: r.get(1) };
+                seen.lock().expect("seen").push((Instant::now(), cp));
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            anyhow::Ok(())
+        })
+    };
+    let acks: Arc<Mutex<Vec<(Instant, Checkpoint)>>> = Arc::default();
+    let (b, a) = (bench.clone(), acks.clone());
+    let run = open_loop(rate, bench.duration, move |n| {
+        let n = n as usize;
+        let req = b.redeem(n, &b.products[n % b.products.len()]);
+        let acks = a.clone();
+        async move {
+            let res = req.send().await.ok()?;
+            let at = Instant::now();
+            let position = res.headers().get("x-tally-position").and_then(|v| v.to_str().ok());
+            if let Some(cp) = position.and_then(Checkpoint::parse_token) {
+                acks.lock().expect("acks").push((at, cp));
+            }
+            Some(res.status().as_u16())
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    watcher.await??;
+
+    let seen = seen.lock().expect("seen");
+    let mut lags = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)?;
+    let mut unseen = 0;
+    for (at, cp) in acks.lock().expect("acks").iter() {
+        // The first observation at or after the acknowledgement that covers it.
+        let from = seen.partition_point(|(t, _)| t < at);
+        match seen[from..].iter().find(|(_, s)| s >= cp) {
+            Some((t, _)) => lags.saturating_record((*t - *at).as_micros().max(1) as u64),
+            None => unseen += 1,
+        }
+    }
+    let p = [50.0, 99.0, 99.9].map(|q| lags.value_at_quantile(q / 100.0) as f64 / 1e3);
+    Ok(Row::new("Append-to-visible projection lag", p[1], "ms p99", "p99 ≤ 50 ms at half the max rate")
+        .latency(p)
+        .met(p[1] <= 50.0 && unseen == 0 && run.failures() == 0)
+        .note(format!("at {rate:.0} commands/s, {} failures, {unseen} never seen", run.failures())))
+}
+
+/// The cached balance GET beside `/healthz` of the same binary (closed loop, 64
+/// connections), then its latency open loop at half the rate it reached.
+pub async fn cached_balance(bench: &Arc<Bench>, query: &str) -> Vec<Row> {
+    let trivial = get_closed(bench, format!("{query}/healthz"), false).await;
+    let cached = get_closed(bench, format!("{query}/v1/me/balance"), true).await;
+    let rate = cached.rate() / 2.0;
+    let (http, url, customers) =
+        (bench.api.http.clone(), format!("{query}/v1/me/balance"), bench.customers.clone());
+    let open = open_loop(rate, bench.duration, move |n| {
+        send(http.get(&url).bearer_auth(&customers[n as usize % customers.len()].token))
+    })
+    .await;
+    vec![
+        Row::new("Cached balance GET, 64 connections", cached.rate(), "req/s", "≥ 60 % of a trivial handler")
+            .latency(cached.percentiles_ms())
+            .against("/healthz, same binary", trivial.rate(), "req/s")
+            .met(cached.rate() >= 0.6 * trivial.rate() && cached.failures() == 0)
+            .note(format!("{} failures", cached.failures())),
+        Row::new("Cached balance GET latency, open loop", open.rate(), "req/s", "reported")
+            .latency(open.percentiles_ms())
+            .note(format!("offered {rate:.0}/s, {} failures", open.failures())),
+    ]
+}
+
+/// Closed-loop GETs of `url`, as customer `w` when `auth`.
+pub async fn get_closed(bench: &Arc<Bench>, url: String, auth: bool) -> Run {
+    let (http, customers) = (bench.api.http.clone(), bench.customers.clone());
+    closed_loop(CLIENTS, bench.duration, move |w, _| {
+        let req = http.get(&url);
+        send(if auth { req.bearer_auth(&customers[w % customers.len()].token) } else { req })
+    })
+    .await
+}
+
+pub async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
