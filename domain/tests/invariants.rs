@@ -3,7 +3,7 @@
 //! same state.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use domain::account::{Account, AccountCommand, AccountEvent, CreditSource};
+use domain::account::{Account, AccountCommand, AccountEvent, Allocation, CreditSource};
 use domain::product::{Product, ProductCommand, ProductDetails, ProductEvent};
 use domain::{Aggregate, CategoryId, Decide, LotId, ProductId, PurchaseId, RedemptionId, UserId};
 use proptest::prelude::*;
@@ -93,6 +93,23 @@ impl World {
         }
     }
 
+    /// The allocations of the redemption's debit (`debit`) or refund in the log.
+    fn settled(&self, redemption: u8, debit: bool) -> Option<Vec<Allocation>> {
+        self.account_log.iter().find_map(|e| match e {
+            AccountEvent::PointsDebited { redemption_id, allocations, .. }
+                if debit && *redemption_id == rid(redemption) =>
+            {
+                Some(allocations.clone())
+            }
+            AccountEvent::PointsRefunded { redemption_id, allocations, .. }
+                if !debit && *redemption_id == rid(redemption) =>
+            {
+                Some(allocations.clone())
+            }
+            _ => None,
+        })
+    }
+
     fn product_cmd(&mut self, c: ProductCommand) {
         if let Ok(events) = self.product.decide(c) {
             for e in events {
@@ -114,11 +131,19 @@ impl World {
                     expires_at: expires_in_days.map(|d| now + Duration::days(d)),
                 })
             }
+            // A redemption id is debited at most once (its stream is new) and refunded
+            // at most once, with what its debit recorded (its cancel needs it placed):
+            // the command side's rules, played here by looking at the log.
             Op::Debit { points, redemption } => {
-                self.account_cmd(AccountCommand::Debit { redemption_id: rid(redemption), points, now })
+                if self.settled(redemption, true).is_none() {
+                    self.account_cmd(AccountCommand::Debit { redemption_id: rid(redemption), points, now })
+                }
             }
             Op::Refund { redemption } => {
-                self.account_cmd(AccountCommand::Refund { redemption_id: rid(redemption) })
+                if self.settled(redemption, false).is_none() {
+                    let debited = self.settled(redemption, true).unwrap_or_default();
+                    self.account_cmd(AccountCommand::Refund { redemption_id: rid(redemption), debited })
+                }
             }
             Op::Adjust { delta } => {
                 self.lots += 1;

@@ -5,10 +5,10 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use domain::account::{Account, AccountCommand};
+use domain::account::{Account, AccountCommand, AccountEvent, Allocation};
 use domain::product::{Product, ProductCommand};
 use domain::redemption::{Redemption, RedemptionCommand};
-use domain::{is_valid_amount, Aggregate, Decide, ProductId, RedemptionId, Role, UserId};
+use domain::{is_valid_amount, Aggregate, Decide, DomainEvent, ProductId, RedemptionId, Role, UserId};
 use serde::Deserialize;
 use serde_json::json;
 use tokio_postgres::Transaction;
@@ -124,7 +124,7 @@ impl Command for Settle {
             return Err(ApiError::NotFound("no such redemption".into()));
         };
         let product_stream = product_id.stream();
-        let mut appends = vec![pipeline::stream_append(stream, &redemption, &settled)];
+        let mut appends = vec![pipeline::stream_append(stream.clone(), &redemption, &settled)];
         let cancelling = matches!(self.command, RedemptionCommand::Cancel { .. });
         let account_stream = user.stream();
         let locked = if cancelling {
@@ -134,7 +134,9 @@ impl Command for Settle {
         };
         let refund = if cancelling {
             let account = pipeline::load_snapshotted::<Account>(tx, &account_stream, &locked).await?;
-            let refunded = account.state.decide(AccountCommand::Refund { redemption_id: self.id })?;
+            let debited = debited(tx, &stream, &account_stream, self.id).await?;
+            let refunded =
+                account.state.decide(AccountCommand::Refund { redemption_id: self.id, debited })?;
             appends.push(pipeline::stream_append(account_stream.clone(), &account, &refunded));
             Some((account_stream, account, refunded))
         } else {
@@ -155,6 +157,35 @@ impl Command for Settle {
         let status = if cancelling { "cancelled" } else { "fulfilled" };
         Ok(Reply { status: StatusCode::OK, body: body(json!({ "id": self.id, "status": status })), position })
     }
+}
+
+/// What a redemption's debit took from each lot (empty if it has none). Its
+/// `PointsDebited` was appended in the same transaction as its `RedemptionPlaced`, so
+/// it is found through that transaction's id, however long the account's stream.
+async fn debited(
+    tx: &Transaction<'_>,
+    redemption_stream: &str,
+    account_stream: &str,
+    id: RedemptionId,
+) -> Result<Vec<Allocation>, ApiError> {
+    let rows = tx
+        .query(
+            "SELECT e.data FROM es.events e \
+             WHERE e.tx_id = (SELECT tx_id FROM es.events WHERE stream_id = $1 AND version = 1) \
+               AND e.stream_id = $2 AND e.event_type = 'PointsDebited'",
+            &[&redemption_stream, &account_stream],
+        )
+        .await?;
+    for row in rows {
+        let event =
+            AccountEvent::decode("PointsDebited", &row.get(0)).map_err(|e| ApiError::Unexpected(e.into()))?;
+        if let AccountEvent::PointsDebited { redemption_id, allocations, .. } = event {
+            if redemption_id == id {
+                return Ok(allocations);
+            }
+        }
+    }
+    Ok(Vec::new())
 }
 
 #[derive(Debug, Default, Deserialize)]

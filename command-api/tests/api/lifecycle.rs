@@ -204,8 +204,8 @@ async fn long_streams_load_from_snapshots_that_agree_with_the_events() {
         .get(0);
     assert_eq!(snapshots, 2, "both streams passed the snapshot threshold");
 
-    // Cancelling the first redemption needs its allocations, which only the snapshot
-    // (not the events read after it) still carries.
+    // Cancelling the first redemption needs its allocations, recorded by a debit the
+    // snapshot covers: they are looked up in the store, not kept in the state.
     let res = app.post(&format!("/v1/redemptions/{}/cancel", ids[0]), Some(&c.token), json!({})).await;
     assert_eq!(res.status(), StatusCode::OK);
     let res =

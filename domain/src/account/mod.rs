@@ -6,8 +6,6 @@
 //! `PointsExpired` event) by the next decision that sees them, so the spendable
 //! balance never includes expired points. The balance never goes negative.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -131,12 +129,14 @@ pub struct Lot {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// An account's decision state: its lots. It holds nothing per redemption, so its size
+/// (and its snapshot's) does not grow with the number of redemptions; a refund is
+/// handed the allocations its debit recorded.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Account {
     pub user_id: Option<UserId>,
     /// In credit order.
     pub lots: Vec<Lot>,
-    debits: HashMap<RedemptionId, (Vec<Allocation>, bool)>,
 }
 
 impl Account {
@@ -185,7 +185,10 @@ fn is_expired(lot: &Lot, now: DateTime<Utc>) -> bool {
     lot.expires_at.is_some_and(|t| t <= now)
 }
 
-impl crate::Snapshot for Account {}
+impl crate::Snapshot for Account {
+    /// 2: the per-redemption debit map is gone.
+    const SNAPSHOT_SCHEMA: i32 = 2;
+}
 
 impl Aggregate for Account {
     type Event = AccountEvent;
@@ -196,18 +199,12 @@ impl Aggregate for Account {
             AccountEvent::PointsCredited { lot_id, points, expires_at, .. } => {
                 self.lots.push(Lot { id: *lot_id, remaining: *points, expires_at: *expires_at })
             }
-            AccountEvent::PointsDebited { redemption_id, allocations, .. } => {
-                self.take(allocations);
-                self.debits.insert(*redemption_id, (allocations.clone(), false));
-            }
-            AccountEvent::PointsRefunded { redemption_id, allocations, .. } => {
+            AccountEvent::PointsDebited { allocations, .. } => self.take(allocations),
+            AccountEvent::PointsRefunded { allocations, .. } => {
                 for a in allocations {
                     if let Some(lot) = self.lot_mut(a.lot_id) {
                         lot.remaining += a.points;
                     }
-                }
-                if let Some(d) = self.debits.get_mut(redemption_id) {
-                    d.1 = true;
                 }
             }
             AccountEvent::PointsAdjusted { delta, allocations, .. } if *delta > 0 => {
@@ -252,8 +249,12 @@ pub enum AccountCommand {
         points: i64,
         now: DateTime<Utc>,
     },
+    /// Returns a redemption's points to the lots they came from. `debited` is what
+    /// the redemption's `PointsDebited` recorded (empty: there was none). Refunding
+    /// once is the redemption's rule: only a placed redemption can be cancelled.
     Refund {
         redemption_id: RedemptionId,
+        debited: Vec<Allocation>,
     },
     Adjust {
         delta: i64,
@@ -283,8 +284,6 @@ pub enum AccountError {
     ReasonRequired,
     #[error("no debit for this redemption")]
     UnknownRedemption,
-    #[error("this redemption was already debited or refunded")]
-    AlreadySettled,
 }
 
 impl Decide for Account {
@@ -312,24 +311,22 @@ impl Decide for Account {
                 if !is_valid_amount(points) {
                     return Err(AccountError::InvalidAmount);
                 }
-                if self.debits.contains_key(&redemption_id) {
-                    return Err(AccountError::AlreadySettled);
-                }
                 let allocations = self.spend(points, now)?;
                 let mut events = self.expiries(user_id, now);
                 events.push(AccountEvent::PointsDebited { user_id, redemption_id, points, allocations });
                 Ok(events)
             }
-            AccountCommand::Refund { redemption_id } => match self.debits.get(&redemption_id) {
-                None => Err(AccountError::UnknownRedemption),
-                Some((_, true)) => Err(AccountError::AlreadySettled),
-                Some((allocations, false)) => Ok(vec![AccountEvent::PointsRefunded {
+            AccountCommand::Refund { redemption_id, debited } => {
+                if debited.is_empty() {
+                    return Err(AccountError::UnknownRedemption);
+                }
+                Ok(vec![AccountEvent::PointsRefunded {
                     user_id,
                     redemption_id,
-                    points: allocations.iter().map(|a| a.points).sum(),
-                    allocations: allocations.clone(),
-                }]),
-            },
+                    points: debited.iter().map(|a| a.points).sum(),
+                    allocations: debited,
+                }])
+            }
             AccountCommand::Adjust { delta, reason, reference, by, new_lot, now } => {
                 if reason.trim().is_empty() {
                     return Err(AccountError::ReasonRequired);
