@@ -81,8 +81,7 @@ impl BalanceRow {
     /// Folds one event in; returns its ledger line when it moved points.
     fn apply(&mut self, recorded: &RecordedEvent, event: &AccountEvent) -> Option<LedgerRow> {
         // The lot arithmetic is the aggregate's own, so the two can never disagree.
-        let mut account = Account::default();
-        account.lots = std::mem::take(&mut self.lots);
+        let mut account = Account { lots: std::mem::take(&mut self.lots), ..Account::default() };
         account.apply(event);
         self.lots = account.lots;
 
