@@ -287,7 +287,8 @@ pub async fn load_snapshotted<A: Snapshot>(
     stream_id: &str,
     locked: &Locked,
 ) -> Result<Loaded<A>, ApiError> {
-    if locked.get(stream_id).copied().unwrap_or(0) < SNAPSHOT_EVERY {
+    let head = locked.get(stream_id).copied().unwrap_or(0);
+    if head < SNAPSHOT_EVERY {
         return load(tx, stream_id).await;
     }
     // Both reads go out together (pipelined on the connection): the events query
@@ -299,7 +300,7 @@ pub async fn load_snapshotted<A: Snapshot>(
         "SELECT version, state, last_tx, last_pos FROM es.snapshots WHERE stream_id = $1 AND schema = $2",
         &params,
     );
-    let events_query = store::read_stream_after_snapshot(tx, stream_id, A::SNAPSHOT_SCHEMA);
+    let events_query = store::read_stream_after_snapshot(tx, stream_id, A::SNAPSHOT_SCHEMA, head);
     let (row, events) = futures::future::join(snapshot_query, events_query).await;
     let (row, events) = (row?, events?);
     let had_snapshot = row.is_some();

@@ -343,19 +343,27 @@ pub async fn read_stream(
     Ok(rows.iter().map(recorded).collect())
 }
 
-/// One stream's events after its snapshot of `schema` (all of them when there is none),
-/// in one statement, so a snapshotted load reads snapshot and tail in one round trip.
+/// One stream's events after its snapshot of `schema` (all of them when there is none)
+/// up to version `head`, in one statement, so a snapshotted load reads snapshot and tail
+/// in one round trip.
+///
+/// `head` (the stream's locked version) bounds the range on both sides. Without it the
+/// planner, which cannot see the snapshot's version when planning, estimated a third of
+/// a long stream and scanned the whole table: 39 ms per command on a 100,000-event
+/// account, against 0.15 ms with the bound.
 pub async fn read_stream_after_snapshot(
     client: &impl GenericClient,
     stream_id: &str,
     schema: i32,
+    head: i64,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM es.events WHERE stream_id = $1 AND version > COALESCE( \
            (SELECT version FROM es.snapshots WHERE stream_id = $1 AND schema = $2), 0) \
+           AND version <= $3 \
          ORDER BY version"
     );
-    let rows = client.query(&sql, &[&stream_id, &schema]).await?;
+    let rows = client.query(&sql, &[&stream_id, &schema, &head]).await?;
     Ok(rows.iter().map(recorded).collect())
 }
 

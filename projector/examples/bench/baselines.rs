@@ -45,6 +45,39 @@ pub async fn redis_get(redis_url: &str, clients: usize, requests: u64) -> anyhow
     figure(&out, "GET: ").context("no GET figure in redis-benchmark's output")
 }
 
+/// What `wrk` measured.
+pub struct Wrk {
+    pub requests_per_second: f64,
+    /// Non-2xx answers plus socket errors.
+    pub errors: u64,
+}
+
+/// `wrk` (2 threads, `connections` connections) on `url`, with a bearer token if given.
+pub async fn wrk(
+    url: &str,
+    token: Option<&str>,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<Wrk> {
+    let mut args = vec![
+        "-t2".to_owned(),
+        format!("-c{connections}"),
+        format!("-d{}s", duration.as_secs()),
+        url.to_owned(),
+    ];
+    if let Some(t) = token {
+        args.extend(["-H".to_owned(), format!("Authorization: Bearer {t}")]);
+    }
+    let out = run("wrk", args).await?;
+    let requests_per_second = figure(&out, "Requests/sec:").context("no Requests/sec in wrk's output")?;
+    let non_2xx = figure(&out, "Non-2xx or 3xx responses: ").unwrap_or(0.0) as u64;
+    let socket = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
+        .map_or(0, |l| l.split(',').filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok()).sum());
+    Ok(Wrk { requests_per_second, errors: non_2xx + socket })
+}
+
 async fn run(program: &'static str, args: Vec<String>) -> anyhow::Result<String> {
     let out = tokio::task::spawn_blocking(move || Command::new(program).args(&args).output())
         .await?
@@ -57,7 +90,7 @@ async fn run(program: &'static str, args: Vec<String>) -> anyhow::Result<String>
 
 /// The number following the last `label` in `text`.
 fn figure(text: &str, label: &str) -> Option<f64> {
-    let rest = &text[text.rfind(label)? + label.len()..];
+    let rest = text[text.rfind(label)? + label.len()..].trim_start();
     let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
     rest[..end].parse().ok()
 }

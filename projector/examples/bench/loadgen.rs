@@ -22,7 +22,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn new() -> Self {
+    pub fn empty() -> Self {
         Run {
             latencies: Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram bounds"),
             statuses: BTreeMap::new(),
@@ -39,12 +39,14 @@ impl Run {
         self.latencies.saturating_record(latency.as_micros().max(1) as u64);
     }
 
-    fn merge(&mut self, other: Run) {
+    /// Adds `other`'s answers (and its time) to this run.
+    pub fn merge(&mut self, other: Run) {
         self.latencies.add(&other.latencies).expect("same bounds");
         for (s, n) in other.statuses {
             *self.statuses.entry(s).or_default() += n;
         }
         self.transport_errors += other.transport_errors;
+        self.elapsed += other.elapsed;
     }
 
     /// Answers with a 2xx status.
@@ -84,7 +86,7 @@ where
         .map(|w| {
             let request = request.clone();
             tokio::spawn(async move {
-                let mut run = Run::new();
+                let mut run = Run::empty();
                 let mut n = 0;
                 while Instant::now() < deadline {
                     let sent = Instant::now();
@@ -96,7 +98,7 @@ where
             })
         })
         .collect();
-    let mut total = Run::new();
+    let mut total = Run::empty();
     for t in tasks {
         total.merge(t.await.expect("closed-loop worker"));
     }
@@ -110,7 +112,7 @@ where
     F: Fn(u64) -> Fut,
     Fut: Future<Output = Status> + Send + 'static,
 {
-    let run = Arc::new(Mutex::new(Run::new()));
+    let run = Arc::new(Mutex::new(Run::empty()));
     let started = tokio::time::Instant::now();
     let total = (rate * duration.as_secs_f64()).round() as u64;
     let mut tasks = Vec::with_capacity(total as usize);

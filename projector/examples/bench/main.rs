@@ -86,12 +86,16 @@ async fn main() -> anyhow::Result<()> {
     log("starting the projector and waiting for it to catch up");
     let projector = Service::start("projector", &["run"], &env).await?;
     wait_caught_up(&db_url).await?;
+    // Steady state, not the catch-up's aftermath: vacuum and flush what it wrote.
+    let db = connect(&db_url).await?;
+    db.batch_execute("VACUUM ANALYZE").await?;
+    db.batch_execute("CHECKPOINT").await?;
     log("projection lag, open loop at half the maximum command rate");
     rows.push(scenarios::projection_lag(&bench, max_rate / 2.0).await?);
 
-    log("balance GETs: /healthz, cached, open loop; redis-benchmark");
+    log("balance GETs: /healthz and cached under wrk, open loop; redis-benchmark");
     let query = Service::start("query-api", &[], &env).await?;
-    rows.extend(scenarios::cached_balance(&bench, &query.base).await);
+    rows.extend(scenarios::cached_balance(&bench, &query.base).await?);
     let redis = baselines::redis_get(&redis_url, CLIENTS, 200_000).await?;
     rows.push(Row::new("Redis GET (redis-benchmark, 64 connections)", redis, "req/s", "reference"));
     query.stop().await;
