@@ -97,3 +97,39 @@ async fn the_same_idempotency_key_ten_times_at_once_has_one_effect() {
     assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused").await;
     assert_eq!(app.event_count().await, before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_cancels_and_a_fulfil_of_one_redemption_settle_it_once() {
+    let app = Arc::new(spawn_app().await);
+    let product = app.product(30, 10).await;
+    let c = app.customer_with_points(100).await;
+    let placed =
+        app.post("/v1/redemptions", Some(&c.token), json!({ "product_id": product, "quantity": 1 })).await;
+    assert_eq!(placed.status(), StatusCode::CREATED);
+    let id = body(placed).await["id"].as_str().expect("id").to_owned();
+    // Nine cancels (owner) and one fulfil (admin), all in flight at once.
+    let requests = (0..10).map(|i| {
+        let (app, id) = (app.clone(), id.clone());
+        let (path, token) = if i == 5 {
+            (format!("/v1/redemptions/{id}/fulfil"), app.admin.clone())
+        } else {
+            (format!("/v1/redemptions/{id}/cancel"), c.token.clone())
+        };
+        async move { app.post(&path, Some(&token), json!({})).await.status() }
+    });
+    let statuses = join_all(requests).await;
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(ok, 1, "exactly one settles: {statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::UNPROCESSABLE_ENTITY),
+        "{statuses:?}"
+    );
+    let refunds = app.count_type(&account_stream(&c.id), "PointsRefunded").await;
+    let account: Account = app.fold(&account_stream(&c.id)).await;
+    let p: Product = app.fold(&product_stream(&product)).await;
+    if refunds == 1 {
+        assert_eq!((account.balance(), p.on_hand, p.reserved), (100, 10, 0), "cancelled once");
+    } else {
+        assert_eq!((refunds, account.balance(), p.on_hand, p.reserved), (0, 70, 9, 0), "fulfilled");
+    }
+}
