@@ -59,6 +59,21 @@ pub struct Context {
     pub shutdown: CancellationToken,
 }
 
+/// Runs the daemon in the background of the current runtime, with a pool of its own
+/// and fresh metrics (embedding: tests, benchmarks). Cancel the token to stop it.
+pub async fn spawn(database_url: &str, redis_url: &str) -> anyhow::Result<CancellationToken> {
+    let shutdown = CancellationToken::new();
+    let ctx = Context {
+        config: RunConfig::new(database_url),
+        pool: domain::infra::db::pool(database_url, 4)?,
+        redis: domain::infra::cache::connect(redis_url).await?,
+        metrics: Metrics::new(),
+        shutdown: shutdown.clone(),
+    };
+    tokio::spawn(run(ctx));
+    Ok(shutdown)
+}
+
 /// Runs every projection until `shutdown` is cancelled.
 pub async fn run(ctx: Context) -> anyhow::Result<()> {
     let notified = listen(&ctx.config.database_url, ctx.shutdown.clone());

@@ -6,24 +6,14 @@ use command_api::testkit::spawn_app;
 use domain::infra::testkit::TestRedis;
 use domain::infra::views::{self, BalanceDoc, ProductDoc};
 use fred::prelude::{Client as Redis, KeysInterface};
-use projector::metrics::Metrics;
-use projector::runner::{self, Context, RunConfig};
+use projector::runner;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::*;
 
 /// Starts the projector daemon in-process; cancel the token to stop it.
 pub async fn start_projector(db_url: &str, redis_url: &str) -> CancellationToken {
-    let shutdown = CancellationToken::new();
-    let ctx = Context {
-        config: RunConfig::new(db_url),
-        pool: domain::infra::db::pool(db_url, 4).expect("pool"),
-        redis: domain::infra::cache::connect(redis_url).await.expect("redis client"),
-        metrics: Metrics::new(),
-        shutdown: shutdown.clone(),
-    };
-    tokio::spawn(runner::run(ctx));
-    shutdown
+    runner::spawn(db_url, redis_url).await.expect("projector")
 }
 
 /// The first difference between Redis and Postgres, if any.

@@ -8,23 +8,8 @@ use std::time::Duration;
 
 use command_api::testkit::spawn_app;
 use domain::infra::testkit::TestRedis;
-use projector::metrics::Metrics;
-use projector::runner::{self, Context, RunConfig};
+use projector::runner;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
-
-async fn start_projector(db_url: &str, redis_url: &str) -> CancellationToken {
-    let shutdown = CancellationToken::new();
-    let ctx = Context {
-        config: RunConfig::new(db_url),
-        pool: domain::infra::db::pool(db_url, 4).expect("pool"),
-        redis: domain::infra::cache::connect(redis_url).await.expect("redis client"),
-        metrics: Metrics::new(),
-        shutdown: shutdown.clone(),
-    };
-    tokio::spawn(runner::run(ctx));
-    shutdown
-}
 
 /// (status, balance, answered after the signal) of one balance read.
 type Outcome = (u16, Option<i64>, bool);
@@ -56,7 +41,7 @@ async fn sigterm_under_load_answers_every_accepted_read() {
     let cmd = spawn_app().await;
     let redis = TestRedis::start().await.expect("redis");
     let customer = cmd.customer_with_points(100).await;
-    let projector = start_projector(&cmd.db.url, &redis.url).await;
+    let projector = runner::spawn(&cmd.db.url, &redis.url).await.expect("projector");
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let mut server = Command::new(env!("CARGO_BIN_EXE_query-api"))
@@ -127,7 +112,7 @@ async fn sigterm_under_load_answers_every_accepted_read() {
     // polls its draining workers every second): the projector catches up and they get
     // the new balance.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let projector = start_projector(&cmd.db.url, &redis.url).await;
+    let projector = runner::spawn(&cmd.db.url, &redis.url).await.expect("projector");
     for waiter in waiters {
         let outcome = waiter.await.expect("waiter");
         assert_eq!(outcome, Some((200, Some(105), true)), "an accepted read was answered after the signal");

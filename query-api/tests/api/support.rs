@@ -4,8 +4,7 @@
 use command_api::testkit::{spawn_app, TestApp};
 use domain::infra::config::Settings;
 use domain::infra::testkit::TestRedis;
-use projector::metrics::Metrics as ProjectorMetrics;
-use projector::runner::{self, Context, RunConfig};
+use projector::runner;
 use query_api::config::QueryConfig;
 use reqwest::Response;
 use serde_json::Value;
@@ -35,15 +34,7 @@ pub async fn stack() -> Stack {
 pub async fn stack_with(env: &[(&str, String)]) -> Stack {
     let cmd = spawn_app().await;
     let redis = TestRedis::start().await.expect("redis");
-    let projector = CancellationToken::new();
-    let ctx = Context {
-        config: RunConfig::new(&cmd.db.url),
-        pool: domain::infra::db::pool(&cmd.db.url, 4).expect("pool"),
-        redis: domain::infra::cache::connect(&redis.url).await.expect("redis client"),
-        metrics: ProjectorMetrics::new(),
-        shutdown: projector.clone(),
-    };
-    tokio::spawn(runner::run(ctx));
+    let projector = runner::spawn(&cmd.db.url, &redis.url).await.expect("projector");
 
     let (db_url, redis_url) = (cmd.db.url.clone(), redis.url.clone());
     let lookup = |k: &str| -> Option<String> {
