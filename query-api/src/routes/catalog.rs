@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{with_etag, Page, DEFAULT_LIMIT, MAX_LIMIT};
+use super::{id_in_path, with_etag, Page, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::fresh::{self, Fresh};
 use crate::state::AppState;
 
@@ -191,7 +191,7 @@ pub async fn product(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = Uuid::parse_str(&path).map_err(|_| ApiError::NotFound("no such product".into()))?;
+    let id = id_in_path(&path, "product")?;
     let fresh = fresh::wait_for(&state, &req, &["catalog"]).await?;
     let doc = match fresh::cached::<ProductDoc>(&state, fresh, "catalog", &views::product_key(id)).await {
         Some(doc) => doc,

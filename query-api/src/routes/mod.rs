@@ -10,7 +10,7 @@ pub mod recommendations;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::infra::http::error::ApiError;
-use domain::infra::http::extract::Caller;
+use domain::infra::http::extract::{path_id, Caller};
 use domain::Role;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -88,9 +88,14 @@ impl<T> Page<T> {
     }
 }
 
+/// An id from the path; one that is not a uuid names no `what` (404).
+pub fn id_in_path(raw: &str, what: &str) -> Result<Uuid, ApiError> {
+    path_id(raw, |s| Uuid::parse_str(s).ok(), what)
+}
+
 /// A user id from the path; an id that is not a uuid names no account.
 pub fn user_in_path(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("no such account".into()))
+    id_in_path(raw, "account")
 }
 
 /// `404` unless the account exists in the event store (the source of truth, so a

@@ -8,7 +8,7 @@ use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{account_exists, owner_or_staff, user_in_path, Page, PageParams};
+use super::{account_exists, id_in_path, owner_or_staff, user_in_path, Page, PageParams};
 use crate::fresh;
 use crate::state::AppState;
 
@@ -55,10 +55,6 @@ fn redemption_from(r: &Row) -> Redemption {
         created_at: r.get(7),
         updated_at: r.get(8),
     }
-}
-
-fn id_in_path(raw: &str, what: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(format!("no such {what}")))
 }
 
 pub async fn purchase(
