@@ -22,13 +22,15 @@ struct Server {
     port: u16,
     dir: PathBuf,
     bindir: PathBuf,
+    /// We are root, so the server runs as `postgres`.
+    as_postgres: bool,
 }
 
 impl TestPostgres {
     pub async fn start() -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let dir = std::env::temp_dir().join(format!("tally-test-pg-{}", Uuid::new_v4().simple()));
-        let server = Server { port, dir, bindir: bindir()? };
+        let server = Server { port, dir, bindir: bindir()?, as_postgres: is_root() };
         let admin_url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
         let pg = TestPostgres { admin_url, server: server.clone() };
         blocking(move || server.init_and_start()).await?;
@@ -54,7 +56,7 @@ async fn blocking(f: impl FnOnce() -> anyhow::Result<()> + Send + 'static) -> an
 impl Server {
     fn init_and_start(&self) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        if is_root() {
+        if self.as_postgres {
             run(Command::new("chown").arg("postgres").arg(&self.dir))?;
         }
         let initdb = self.bindir.join("initdb");
@@ -84,7 +86,7 @@ impl Server {
     }
 
     fn as_server_user(&self, program: &Path) -> Command {
-        if is_root() {
+        if self.as_postgres {
             let mut cmd = Command::new("runuser");
             cmd.args(["-u", "postgres", "--"]).arg(program);
             cmd
