@@ -7,7 +7,7 @@
 
 pub mod pipeline;
 pub mod routes;
-pub use domain::infra::http::{error, extract, request_id};
+pub use infra::http::{error, extract, request_id};
 pub mod startup;
 pub mod state;
 #[cfg(feature = "testkit")]

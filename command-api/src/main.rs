@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use command_api::startup::Application;
-use domain::infra::{config::Settings, telemetry};
+use infra::{config::Settings, telemetry};
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {

@@ -6,12 +6,12 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use chrono::Duration;
-use domain::infra::config::Settings;
-use domain::infra::db;
-use domain::infra::http::limits;
-use domain::infra::http::metrics::{self, HttpMetrics};
-use domain::infra::token::TokenKeys;
 use domain::{Role, UserId};
+use infra::config::Settings;
+use infra::db;
+use infra::http::limits;
+use infra::http::metrics::{self, HttpMetrics};
+use infra::token::TokenKeys;
 use uuid::Uuid;
 
 use crate::extract::MAX_BODY_BYTES;
@@ -100,7 +100,7 @@ async fn bootstrap_admin(state: &AppState, email: &str, password: &str) -> anyho
     };
     let ctx = Context {
         request_id: format!("bootstrap-{}", Uuid::new_v4()),
-        actor: domain::infra::store::Actor::system("system"),
+        actor: infra::store::Actor::system("system"),
         command: "BootstrapAdmin",
         now: chrono::Utc::now(),
     };

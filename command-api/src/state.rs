@@ -1,7 +1,7 @@
 //! What every handler shares.
 
 use deadpool_postgres::Pool;
-use domain::infra::token::TokenKeys;
+use infra::token::TokenKeys;
 
 #[derive(Debug, Clone)]
 pub struct AppState {

@@ -1,11 +1,11 @@
 //! Test support (feature `testkit`): `spawn_app()` runs the real command API on port 0
 //! against a fresh database, with typed request helpers and a random workload.
 
-use domain::infra::config::Settings;
-use domain::infra::store;
-use domain::infra::testkit::TestDb;
 use domain::{Aggregate, DomainEvent, ProductId, UserId};
 use hmac::{Hmac, Mac};
+use infra::config::Settings;
+use infra::store;
+use infra::testkit::TestDb;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -38,7 +38,7 @@ pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
 
 /// [`spawn_app_with`] on a given database, e.g. one on a private [`TestPostgres`].
 ///
-/// [`TestPostgres`]: domain::infra::testkit::TestPostgres
+/// [`TestPostgres`]: infra::testkit::TestPostgres
 pub async fn spawn_app_on(db: TestDb, env: &[(&str, &str)]) -> TestApp {
     let url = db.url.clone();
     let settings = Settings::from_lookup(|k| {

@@ -1,5 +1,7 @@
-//! Tally's domain: the pure reward-points model and, in [`infra`], the shared
-//! infrastructure the binaries need.
+//! Tally's domain: the pure reward-points model. It does no IO: the event store, the
+//! HTTP plumbing and everything else that talks to the outside live in the `infra`
+//! crate beside it (`domain/infra/`), which depends on this one and never the reverse,
+//! so the compiler keeps the model pure.
 //!
 //! The model is one module per aggregate (`account`, `product`, `category`, `package`,
 //! `purchase`, `redemption`, `interactions`), each with its commands, events, state,
@@ -10,7 +12,6 @@
 pub mod account;
 pub mod category;
 pub mod ids;
-pub mod infra;
 pub mod interactions;
 pub mod package;
 pub mod product;

@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use domain::infra::chain;
-use domain::infra::store::{self, Checkpoint};
+use infra::chain;
+use infra::store::{self, Checkpoint};
 use tokio_postgres::Client;
 
 /// Prints the findings of [`chain::verify`]; returns whether the store is clean.

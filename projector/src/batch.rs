@@ -2,7 +2,7 @@
 //! global order, apply them and move the checkpoint, all in one transaction.
 
 use chrono::{DateTime, Utc};
-use domain::infra::store::{self, Checkpoint, StoreError};
+use infra::store::{self, Checkpoint, StoreError};
 use tokio_postgres::{Client, GenericClient};
 
 use crate::projections::{Changes, ProjectError, Projection};

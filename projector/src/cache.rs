@@ -13,14 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use domain::infra::cache;
-use domain::infra::store::Checkpoint;
-use domain::infra::views::{
+use fred::prelude::{Client, KeysInterface};
+use futures_util::{pin_mut, TryStreamExt};
+use infra::cache;
+use infra::store::Checkpoint;
+use infra::views::{
     balance_from_row, balance_key, cache_checkpoint_key, product_key, ProductDoc, CATALOG_VERSION_KEY,
     PRODUCT_COLUMNS,
 };
-use fred::prelude::{Client, KeysInterface};
-use futures_util::{pin_mut, TryStreamExt};
 use tokio::sync::mpsc;
 
 use crate::batch;

@@ -57,7 +57,7 @@ async fn readyz(state: web::Data<State>) -> HttpResponse {
         Ok(c) => c.simple_query("SELECT 1").await.is_ok(),
         Err(_) => false,
     };
-    let redis = domain::infra::cache::fail_fast(&state.redis).ping::<String>(None).await.is_ok();
+    let redis = infra::cache::fail_fast(&state.redis).ping::<String>(None).await.is_ok();
     let body = json!({
         "status": if postgres { if redis { "ready" } else { "degraded" } } else { "unavailable" },
         "postgres": if postgres { "up" } else { "down" },

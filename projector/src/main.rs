@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use domain::infra::{cache, config::Settings, db, telemetry};
+use infra::{cache, config::Settings, db, telemetry};
 use projector::cli::{AuditCommand, Cli, Command};
 use projector::projections::Projection;
 use projector::{http, metrics::Metrics, rebuild, runner, status};
@@ -66,7 +66,7 @@ async fn main() -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
                 AuditCommand::Balance { user, as_of } => {
-                    let Some(b) = domain::infra::history::balance_as_of(&client, user, as_of).await? else {
+                    let Some(b) = infra::history::balance_as_of(&client, user, as_of).await? else {
                         anyhow::bail!("account {user} did not exist at {as_of}");
                     };
                     if cli.json {

@@ -76,7 +76,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every series.
     pub fn render(&self) -> String {
-        domain::infra::http::metrics::render(&self.registry)
+        infra::http::metrics::render(&self.registry)
     }
 }
 

@@ -9,8 +9,8 @@
 
 use std::time::Instant;
 
-use domain::infra::store::{self, Checkpoint, RecordedEvent};
 use indicatif::{ProgressBar, ProgressStyle};
+use infra::store::{self, Checkpoint, RecordedEvent};
 use serde::Serialize;
 use tokio_postgres::{Client, GenericClient, NoTls, Transaction};
 

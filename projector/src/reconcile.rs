@@ -5,12 +5,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use domain::account::{Account, AccountEvent};
-use domain::infra::store::Checkpoint;
 use domain::product::Product;
 use domain::purchase::{Purchase, PurchaseStatus};
 use domain::redemption::Redemption;
 use domain::{Aggregate, DomainEvent};
 use futures_util::{pin_mut, TryStreamExt};
+use infra::store::Checkpoint;
 use serde::Serialize;
 use tokio_postgres::Client;
 use uuid::Uuid;

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 use tokio_util::sync::CancellationToken;
 
-use domain::infra::store::{self, Checkpoint};
+use infra::store::{self, Checkpoint};
 
 use crate::batch;
 use crate::cache::{self, CacheHandle};
@@ -65,8 +65,8 @@ pub async fn spawn(database_url: &str, redis_url: &str) -> anyhow::Result<Cancel
     let shutdown = CancellationToken::new();
     let ctx = Context {
         config: RunConfig::new(database_url),
-        pool: domain::infra::db::pool(database_url, 4)?,
-        redis: domain::infra::cache::connect(redis_url).await?,
+        pool: infra::db::pool(database_url, 4)?,
+        redis: infra::cache::connect(redis_url).await?,
         metrics: Metrics::new(),
         shutdown: shutdown.clone(),
     };

@@ -1,7 +1,7 @@
 //! `projector status`: per projection, its checkpoint, the store's head and the lag.
 
 use chrono::{DateTime, Utc};
-use domain::infra::store::{self, Checkpoint};
+use infra::store::{self, Checkpoint};
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 

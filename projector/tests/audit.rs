@@ -1,9 +1,9 @@
 //! The store-level audit commands against a real Postgres.
 
 use chrono::Utc;
-use domain::infra::chain;
-use domain::infra::store::{self, Actor, Metadata, NewEvent, StreamAppend};
-use domain::infra::testkit::TestDb;
+use infra::chain;
+use infra::store::{self, Actor, Metadata, NewEvent, StreamAppend};
+use infra::testkit::TestDb;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -98,7 +98,7 @@ async fn verify_is_clean_and_then_names_a_deleted_event() {
         .await
         .expect("tamper");
     assert!(!projector::audit::verify(&client, true).await.expect("verify"));
-    let findings = domain::infra::chain::verify(&client).await.expect("findings");
+    let findings = infra::chain::verify(&client).await.expect("findings");
     assert!(findings.iter().any(|f| f.stream_id == "b-1" && f.version == 8), "{findings:?}");
     assert!(findings.iter().all(|f| f.stream_id == "b-1"), "only the broken stream is named: {findings:?}");
 }

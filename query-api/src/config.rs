@@ -1,4 +1,4 @@
-//! The query API's own settings, beside the shared [`Settings`](domain::infra::config::Settings).
+//! The query API's own settings, beside the shared [`Settings`](infra::config::Settings).
 
 use std::time::Duration;
 

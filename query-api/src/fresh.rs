@@ -9,11 +9,11 @@
 use std::time::Duration;
 
 use actix_web::HttpRequest;
-use domain::infra::cache;
-use domain::infra::http::error::ApiError;
-use domain::infra::store::Checkpoint;
-use domain::infra::views::cache_checkpoint_key;
 use fred::prelude::KeysInterface;
+use infra::cache;
+use infra::http::error::ApiError;
+use infra::store::Checkpoint;
+use infra::views::cache_checkpoint_key;
 use serde::de::DeserializeOwned;
 
 use crate::state::AppState;

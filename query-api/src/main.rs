@@ -1,6 +1,6 @@
 //! `query-api`: reads settings from the environment and serves.
 
-use domain::infra::{config::Settings, telemetry};
+use infra::{config::Settings, telemetry};
 use query_api::config::QueryConfig;
 use query_api::Application;
 

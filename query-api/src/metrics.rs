@@ -1,6 +1,6 @@
 //! The query API's Prometheus series.
 
-use domain::infra::http::metrics::HttpMetrics;
+use infra::http::metrics::HttpMetrics;
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 
 #[derive(Clone)]
@@ -55,7 +55,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every series.
     pub fn render(&self) -> String {
-        domain::infra::http::metrics::render(&self.registry)
+        infra::http::metrics::render(&self.registry)
     }
 }
 

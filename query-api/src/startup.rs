@@ -6,11 +6,11 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use chrono::Duration;
-use domain::infra::http::error::ApiError;
-use domain::infra::http::extract::MAX_BODY_BYTES;
-use domain::infra::token::TokenKeys;
-use domain::infra::{cache, config::Settings, db};
 use fred::prelude::ClientLike;
+use infra::http::error::ApiError;
+use infra::http::extract::MAX_BODY_BYTES;
+use infra::token::TokenKeys;
+use infra::{cache, config::Settings, db};
 
 use crate::config::QueryConfig;
 use crate::metrics::Metrics;
@@ -63,9 +63,9 @@ impl Application {
                 .default_service(web::to(|| async {
                     Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such endpoint".into()))
                 }))
-                .wrap_fn(domain::infra::http::limits::limit_addr)
-                .wrap_fn(domain::infra::http::metrics::observe_requests)
-                .wrap_fn(domain::infra::http::request_id::middleware)
+                .wrap_fn(infra::http::limits::limit_addr)
+                .wrap_fn(infra::http::metrics::observe_requests)
+                .wrap_fn(infra::http::request_id::middleware)
         })
         .listen(listener)?
         // On SIGTERM, accepted requests (read-your-writes waits included) get 30 s.

@@ -93,7 +93,7 @@ impl Command for Record {
         }
         let stream = self.0.user_id.interactions_stream();
         // The stream only ever grows and its state is empty: read its version, not its events.
-        let versions = domain::infra::store::lock_streams(tx, &[&stream]).await?;
+        let versions = infra::store::lock_streams(tx, &[&stream]).await?;
         let version = versions.get(&stream).copied().unwrap_or(0);
         let loaded = pipeline::Loaded { state: Interactions, version, last: None, snapshot_version: 0 };
         let Ok(events) = loaded.state.decide(self.0.clone());

@@ -23,7 +23,5 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn metrics(registry: web::Data<prometheus::Registry>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(domain::infra::http::metrics::render(&registry))
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(infra::http::metrics::render(&registry))
 }

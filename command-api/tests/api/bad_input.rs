@@ -15,13 +15,13 @@ async fn bad_input_gets_the_documented_problem_and_appends_nothing() {
     let product = app.product(10, 5).await;
     let package = app.package(10).await;
     let (admin, customer) = (app.admin.clone(), c.token.clone());
-    let keys = domain::infra::token::TokenKeys::new("test-jwt-secret", chrono::Duration::seconds(1));
+    let keys = infra::token::TokenKeys::new("test-jwt-secret", chrono::Duration::seconds(1));
     let (expired, _) = keys.issue(
         uuid::Uuid::new_v4(),
         vec![domain::Role::Admin],
         chrono::Utc::now() - chrono::Duration::hours(1),
     );
-    let forged = domain::infra::token::TokenKeys::new("not-the-secret", chrono::Duration::hours(1))
+    let forged = infra::token::TokenKeys::new("not-the-secret", chrono::Duration::hours(1))
         .issue(uuid::Uuid::new_v4(), vec![domain::Role::Admin], chrono::Utc::now())
         .0;
     let huge = format!("{{\"name\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));

@@ -231,7 +231,7 @@ where
         .await
         .expect("snapshot");
     let version: i64 = row.get(0);
-    let events = domain::infra::store::read_stream(client, stream, 0).await.expect("events");
+    let events = infra::store::read_stream(client, stream, 0).await.expect("events");
     let mut state = A::default();
     for e in events.iter().take_while(|e| e.version <= version) {
         state.apply(&A::Event::decode(&e.event_type, &e.data).expect("decode"));

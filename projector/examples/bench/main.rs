@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
     let events: usize = var("BENCH_REBUILD_EVENTS", "500000").parse()?;
     let long: i64 = var("BENCH_LONG_STREAM", "100000").parse()?;
     for url in [&db_url, &pgbench_url, &rebuild_url] {
-        domain::infra::db::migrate(url).await?;
+        infra::db::migrate(url).await?;
     }
 
     let env = [

@@ -3,8 +3,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use domain::infra::store::Checkpoint;
 use hdrhistogram::Histogram;
+use infra::store::Checkpoint;
 use serde_json::json;
 
 use crate::baselines;

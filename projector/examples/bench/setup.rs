@@ -4,10 +4,10 @@
 
 use chrono::Utc;
 use domain::account::{AccountEvent, Allocation, CreditSource};
-use domain::infra::store::{self, Actor, Metadata, NewEvent, StreamAppend};
 use domain::product::{ProductDetails, ProductEvent};
 use domain::redemption::RedemptionEvent;
 use domain::{CategoryId, DomainEvent, LotId, ProductId, PurchaseId, RedemptionId, UserId};
+use infra::store::{self, Actor, Metadata, NewEvent, StreamAppend};
 use serde_json::{json, Value};
 use uuid::Uuid;
 

@@ -4,9 +4,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use domain::account::{Account, AccountEvent, CreditSource, Lot};
-use domain::infra::store::RecordedEvent;
-use domain::infra::views::BalanceDoc;
 use domain::Aggregate;
+use infra::store::RecordedEvent;
+use infra::views::BalanceDoc;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Transaction;
 use uuid::Uuid;

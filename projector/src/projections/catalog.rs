@@ -5,10 +5,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use domain::category::CategoryEvent;
-use domain::infra::store::RecordedEvent;
-use domain::infra::views::ProductDoc;
 use domain::package::PackageEvent;
 use domain::product::{apply_changes, ProductDetails, ProductEvent};
+use infra::store::RecordedEvent;
+use infra::views::ProductDoc;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Transaction;
 use uuid::Uuid;

@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 
-use domain::infra::store::RecordedEvent;
 use domain::interactions::{InteractionEvent, InteractionKind};
 use domain::product::ProductEvent;
 use domain::redemption::RedemptionEvent;
+use infra::store::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Transaction;
 use uuid::Uuid;

@@ -18,9 +18,9 @@ mod catalog;
 mod insights;
 mod orders;
 
-use domain::infra::store::RecordedEvent;
-use domain::infra::views::{BalanceDoc, ProductDoc};
 use domain::{DomainEvent, EventCodecError};
+use infra::store::RecordedEvent;
+use infra::views::{BalanceDoc, ProductDoc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio_postgres::Transaction;

@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use domain::infra::store::RecordedEvent;
 use domain::purchase::PurchaseEvent;
 use domain::redemption::RedemptionEvent;
+use infra::store::RecordedEvent;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use tokio_postgres::Transaction;

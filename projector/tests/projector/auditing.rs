@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use command_api::testkit::spawn_app;
-use domain::infra::history::balance_as_of;
+use infra::history::balance_as_of;
 use serde_json::{json, Value};
 
 use crate::support::*;

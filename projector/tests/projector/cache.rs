@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use command_api::testkit::spawn_app;
-use domain::infra::testkit::TestRedis;
-use domain::infra::views::{self, BalanceDoc, ProductDoc};
 use fred::prelude::{Client as Redis, KeysInterface};
+use infra::testkit::TestRedis;
+use infra::views::{self, BalanceDoc, ProductDoc};
 use projector::runner;
 use tokio_util::sync::CancellationToken;
 
@@ -56,7 +56,7 @@ async fn a_redis_outage_stalls_nothing_and_the_cache_is_repaired() {
     let app = spawn_app().await;
     let mut redis = TestRedis::start().await.expect("redis");
     let shutdown = start_projector(&app.db.url, &redis.url).await;
-    let reader = domain::infra::cache::connect(&redis.url).await.expect("reader");
+    let reader = infra::cache::connect(&redis.url).await.expect("reader");
 
     app.random_workload(1, 60).await;
     wait_caught_up(&app.db.url, Duration::from_secs(10)).await;

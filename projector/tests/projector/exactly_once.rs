@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use command_api::testkit::spawn_app;
-use domain::infra::store;
-use domain::infra::testkit::TestRedis;
+use infra::store;
+use infra::testkit::TestRedis;
 use projector::batch;
 use projector::projections::Projection;
 use rand::Rng;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use command_api::testkit::{spawn_app_on, TestApp};
-use domain::infra::store::Checkpoint;
-use domain::infra::testkit::{TestDb, TestPostgres, TestRedis};
+use infra::store::Checkpoint;
+use infra::testkit::{TestDb, TestPostgres, TestRedis};
 use serde_json::{json, Value};
 
 use crate::cache::{start_projector, wait_cache_matches};
@@ -86,7 +86,7 @@ async fn restarting_postgres_and_redis_under_load_loses_no_acknowledged_command(
     assert_read_models_match_events(&app).await;
     let drifts = projector::reconcile::reconcile(&client).await.expect("reconcile");
     assert!(drifts.is_empty(), "{drifts:?}");
-    let reader = domain::infra::cache::connect(&redis.url).await.expect("reader");
+    let reader = infra::cache::connect(&redis.url).await.expect("reader");
     wait_cache_matches(&reader, &app.db.url, Duration::from_secs(20)).await;
     shutdown.cancel();
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use command_api::testkit::spawn_app;
-use domain::infra::testkit::TestRedis;
+use infra::testkit::TestRedis;
 use projector::projections::Projection;
 
 use crate::cache::start_projector;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use command_api::testkit::spawn_app;
-use domain::infra::testkit::TestRedis;
+use infra::testkit::TestRedis;
 use projector::projections::Projection;
 
 use crate::support::*;

@@ -10,9 +10,9 @@ pub mod rules;
 
 use std::sync::Arc;
 
-use domain::infra::cache;
-use domain::infra::views::BalanceDoc;
 use fred::prelude::{Client as Redis, Expiration, KeysInterface};
+use infra::cache;
+use infra::views::BalanceDoc;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;

@@ -1,7 +1,7 @@
 //! Rule-based recommendations: affordable, available, active products, ranked by the
 //! user's category affinity, then popularity, then offer-pool status.
 
-use domain::infra::views::ProductDoc;
+use infra::views::ProductDoc;
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;

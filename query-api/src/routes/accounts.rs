@@ -2,9 +2,9 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use domain::infra::http::error::ApiError;
-use domain::infra::http::extract::Caller;
-use domain::infra::views::{self, BalanceDoc};
+use infra::http::error::ApiError;
+use infra::http::extract::Caller;
+use infra::views::{self, BalanceDoc};
 use serde::Serialize;
 use uuid::Uuid;
 

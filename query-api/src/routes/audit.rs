@@ -4,10 +4,10 @@
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
-use domain::infra::history;
-use domain::infra::http::error::ApiError;
-use domain::infra::http::extract::Caller;
-use domain::infra::store::{self, Checkpoint, RecordedEvent};
+use infra::history;
+use infra::http::error::ApiError;
+use infra::http::extract::Caller;
+use infra::store::{self, Checkpoint, RecordedEvent};
 use serde::Deserialize;
 use serde_json::{json, Value};
 

@@ -9,10 +9,10 @@
 use std::collections::HashMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use domain::infra::cache;
-use domain::infra::http::error::ApiError;
-use domain::infra::views::{self, ProductDoc, CATALOG_VERSION_KEY, PRODUCT_COLUMNS};
 use fred::prelude::{Expiration, KeysInterface};
+use infra::cache;
+use infra::http::error::ApiError;
+use infra::views::{self, ProductDoc, CATALOG_VERSION_KEY, PRODUCT_COLUMNS};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;

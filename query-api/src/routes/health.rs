@@ -1,8 +1,8 @@
 //! `/healthz` (alive), `/readyz` (Postgres, Redis, provider) and `/metrics`.
 
 use actix_web::{web, HttpResponse};
-use domain::infra::cache;
 use fred::prelude::ClientLike;
+use infra::cache;
 use serde_json::json;
 
 use crate::state::AppState;

@@ -9,9 +9,9 @@ pub mod recommendations;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use domain::infra::http::error::ApiError;
-use domain::infra::http::extract::{path_id, Caller};
 use domain::Role;
+use infra::http::error::ApiError;
+use infra::http::extract::{path_id, Caller};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;

@@ -2,8 +2,8 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use domain::infra::http::error::ApiError;
-use domain::infra::http::extract::Caller;
+use infra::http::error::ApiError;
+use infra::http::extract::Caller;
 use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;

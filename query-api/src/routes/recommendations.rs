@@ -2,9 +2,9 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
-use domain::infra::http::error::ApiError;
-use domain::infra::http::extract::{Caller, Json};
 use domain::Role;
+use infra::http::error::ApiError;
+use infra::http::extract::{Caller, Json};
 use serde::Deserialize;
 
 use super::accounts::balance_doc;

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use command_api::testkit::spawn_app;
-use domain::infra::testkit::TestRedis;
+use infra::testkit::TestRedis;
 use projector::runner;
 use serde_json::{json, Value};
 

@@ -2,8 +2,8 @@
 //! query API, on a fresh database and a private Redis.
 
 use command_api::testkit::{spawn_app, TestApp};
-use domain::infra::config::Settings;
-use domain::infra::testkit::TestRedis;
+use infra::config::Settings;
+use infra::testkit::TestRedis;
 use projector::runner;
 use query_api::config::QueryConfig;
 use reqwest::Response;

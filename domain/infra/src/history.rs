@@ -6,9 +6,9 @@ use serde::Serialize;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use super::store::StoreError;
-use crate::account::{Account, AccountEvent};
-use crate::{Aggregate, DomainEvent};
+use crate::store::StoreError;
+use domain::account::{Account, AccountEvent};
+use domain::{Aggregate, DomainEvent};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BalanceAsOf {

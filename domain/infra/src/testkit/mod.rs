@@ -9,7 +9,7 @@ use anyhow::Context;
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
-use super::db;
+use crate::db;
 
 mod postgres;
 mod redis;
@@ -26,7 +26,7 @@ pub struct TestDb {
 
 /// The superuser URL tests use to create databases (`DATABASE_URL`, else the dev one).
 pub fn admin_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| super::config::DEV_DATABASE_URL.into())
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| crate::config::DEV_DATABASE_URL.into())
 }
 
 /// `url` with its database name replaced by `db`.

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use deadpool_postgres::Pool;
-use domain::infra::store::{self, Actor, Checkpoint, Metadata, NewEvent, StoreError, StreamAppend};
-use domain::infra::testkit::TestDb;
-use domain::infra::{chain, db};
+use infra::store::{self, Actor, Checkpoint, Metadata, NewEvent, StoreError, StreamAppend};
+use infra::testkit::TestDb;
+use infra::{chain, db};
 use rand::Rng;
 use serde_json::json;
 use uuid::Uuid;
@@ -338,7 +338,7 @@ async fn checkpoint_tokens_round_trip() {
 
 #[tokio::test]
 async fn a_service_refuses_an_unmigrated_database_and_names_the_fix() {
-    use domain::infra::testkit::{admin_url, with_database};
+    use infra::testkit::{admin_url, with_database};
     let name = format!("tally_test_{}", Uuid::new_v4().simple());
     let admin_db = with_database(&admin_url(), "postgres");
     let (admin, conn) = tokio_postgres::connect(&admin_db, tokio_postgres::NoTls).await.expect("admin");
@@ -377,7 +377,7 @@ async fn the_safe_order_compares_transaction_ids_as_numbers_not_text() {
 #[tokio::test]
 async fn a_broken_database_connection_is_503_unavailable_and_an_sql_error_stays_500() {
     use actix_web::ResponseError;
-    use domain::infra::http::error::ApiError;
+    use infra::http::error::ApiError;
 
     let db = TestDb::new().await.expect("test database");
     let client = db.client().await.expect("client");

@@ -19,7 +19,7 @@ pub struct Settings {
     pub projector_addr: String,
     pub db_pool_size: usize,
     /// Per-user and per-address request limits of both APIs.
-    pub rate_limits: crate::infra::http::limits::RateLimits,
+    pub rate_limits: crate::http::limits::RateLimits,
 }
 
 impl std::fmt::Debug for Settings {
@@ -71,7 +71,7 @@ impl Settings {
                 .map(|v| v.parse().context("TALLY_DB_POOL_SIZE must be a number"))
                 .transpose()?
                 .unwrap_or(16),
-            rate_limits: crate::infra::http::limits::RateLimits::from_lookup(&var)?,
+            rate_limits: crate::http::limits::RateLimits::from_lookup(&var)?,
         })
     }
 }

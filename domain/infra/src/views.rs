@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::account::Lot;
+use domain::account::Lot;
 
 /// Redis key of the catalog version: bumped after every catalog change, and part of
 /// every cached search key, so one bump invalidates all cached searches.

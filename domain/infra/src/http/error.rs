@@ -1,15 +1,15 @@
 //! `ApiError`: every failure a client can see, rendered as `application/problem+json`
 //! with a stable `code` (design §5). 5xx causes are logged whole and never shown.
 
-use crate::account::AccountError;
-use crate::category::CategoryError;
-use crate::infra::store::StoreError;
-use crate::package::PackageError;
-use crate::product::ProductError;
-use crate::purchase::PurchaseError;
-use crate::redemption::RedemptionError;
+use crate::store::StoreError;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
+use domain::account::AccountError;
+use domain::category::CategoryError;
+use domain::package::PackageError;
+use domain::product::ProductError;
+use domain::purchase::PurchaseError;
+use domain::redemption::RedemptionError;
 use tokio_postgres::error::SqlState;
 
 tokio::task_local! {

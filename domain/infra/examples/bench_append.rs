@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use domain::infra::store::{self, Actor, Metadata, NewEvent, StreamAppend};
-use domain::infra::{config, db};
+use infra::store::{self, Actor, Metadata, NewEvent, StreamAppend};
+use infra::{config, db};
 use rand::Rng;
 use serde_json::json;
 use uuid::Uuid;

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use super::store::StoreError;
+use crate::store::StoreError;
 
 /// The fields of an event that its hash covers.
 #[derive(Debug)]

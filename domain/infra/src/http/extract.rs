@@ -4,12 +4,12 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::infra::token::{Claims, TokenError, TokenKeys};
-use crate::{Role, UserId};
+use crate::token::{Claims, TokenError, TokenKeys};
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use domain::{Role, UserId};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;

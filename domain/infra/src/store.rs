@@ -5,7 +5,7 @@
 //! idempotency record (or a `users` row) atomically beside its events.
 //! Reads: [`read_stream`] for one stream, [`read_all`] for the safe global order of
 //! design §2.3: `(tx_id, position)` order, only below the oldest in-flight transaction,
-//! so a late commit is never skipped. See [`crate::infra::chain`] for the hash chain.
+//! so a late commit is never skipped. See [`crate::chain`] for the hash chain.
 
 use std::collections::HashMap;
 
@@ -16,7 +16,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
-use super::chain;
+use crate::chain;
 
 /// A stream's version before its first event.
 pub const NO_STREAM: i64 = 0;
