@@ -15,7 +15,7 @@ use infra::token::TokenKeys;
 use uuid::Uuid;
 
 use crate::extract::MAX_BODY_BYTES;
-use crate::pipeline::Context;
+use crate::pipeline::{self, Context};
 use crate::routes::{self, auth};
 use crate::state::{AppState, WebhookSecret};
 
@@ -104,13 +104,8 @@ async fn bootstrap_admin(state: &AppState, email: &str, password: &str) -> anyho
         command: "BootstrapAdmin",
         now: chrono::Utc::now(),
     };
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    match auth::insert_user(&tx, &ctx, &user).await {
-        Ok(_) => {
-            tx.commit().await?;
-            tracing::info!(user_id = %user_id, "created the first admin");
-        }
+    match pipeline::execute(state, ctx, None, &user).await {
+        Ok(_) => tracing::info!(user_id = %user_id, "created the first admin"),
         // Another instance created it first.
         Err(crate::error::ApiError::AlreadyExists(_)) => {}
         Err(e) => anyhow::bail!("creating the first admin: {e}"),

@@ -32,6 +32,7 @@ pub struct Category {
 
 impl Aggregate for Category {
     type Event = CategoryEvent;
+    const STREAM: &'static str = "category";
 
     fn apply(&mut self, event: &CategoryEvent) {
         match event {

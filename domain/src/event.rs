@@ -6,8 +6,20 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// An aggregate: state folded from its events.
-pub trait Aggregate: Default {
+pub trait Aggregate: Default + Clone {
     type Event: DomainEvent;
+
+    /// The prefix of this aggregate's stream ids: its streams are `{STREAM}-{id}`. The
+    /// ids, the projections, history and the query API all take it from here.
+    const STREAM: &'static str;
+
+    /// How the state is cached as a snapshot, for streams that grow with traffic
+    /// (accounts, products); `None` for streams that stay short.
+    const SNAPSHOT: Option<SnapshotCodec<Self>> = None;
+
+    /// True when decisions never read the state (interactions): the command side then
+    /// needs the stream's version only, never its events.
+    const STATELESS: bool = false;
 
     /// `evolve`: the state after `event`. Total: an event that was stored is a fact.
     fn apply(&mut self, event: &Self::Event);
@@ -67,9 +79,25 @@ pub trait Decide: Aggregate {
     fn decide(&self, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
 }
 
-/// An aggregate whose folded state may be cached as a snapshot, for streams that grow
-/// with traffic (accounts, products). Bump `SNAPSHOT_SCHEMA` when the state's shape
-/// changes: older snapshots are then ignored and rebuilt from events.
-pub trait Snapshot: Aggregate + Serialize + DeserializeOwned + Clone {
-    const SNAPSHOT_SCHEMA: i32 = 1;
+/// How an aggregate's state is written to and read from a snapshot. Bump `schema` when
+/// the state's shape changes: older snapshots are then ignored and rebuilt from events.
+pub struct SnapshotCodec<A> {
+    pub schema: i32,
+    pub encode: fn(&A) -> Result<Value, serde_json::Error>,
+    pub decode: fn(Value) -> Result<A, serde_json::Error>,
+}
+
+impl<A: Serialize + DeserializeOwned> SnapshotCodec<A> {
+    /// The state's own serde shape, under `schema`.
+    pub const fn json(schema: i32) -> Self {
+        SnapshotCodec { schema, encode: encode_json::<A>, decode: decode_json::<A> }
+    }
+}
+
+fn encode_json<A: Serialize>(state: &A) -> Result<Value, serde_json::Error> {
+    serde_json::to_value(state)
+}
+
+fn decode_json<A: DeserializeOwned>(value: Value) -> Result<A, serde_json::Error> {
+    serde_json::from_value(value)
 }

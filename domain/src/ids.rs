@@ -3,8 +3,10 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::Aggregate;
+
 macro_rules! id {
-    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+    ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
@@ -14,11 +16,6 @@ macro_rules! id {
             pub fn parse(s: &str) -> Option<Self> {
                 Uuid::parse_str(s).ok().map(Self)
             }
-
-            /// The id of the stream that holds this entity's events.
-            pub fn stream(&self) -> String {
-                format!(concat!($prefix, "-{}"), self.0)
-            }
         }
 
         impl std::fmt::Display for $name {
@@ -27,26 +24,46 @@ macro_rules! id {
             }
         }
     };
+    ($(#[$doc:meta])* $name:ident, $aggregate:ty) => {
+        id!($(#[$doc])* $name);
+
+        impl $name {
+            /// The id of the stream that holds this entity's events.
+            pub fn stream(&self) -> String {
+                stream_id::<$aggregate>(self)
+            }
+        }
+    };
+}
+
+/// The id of aggregate `A`'s stream for entity `id`: `{A::STREAM}-{id}`.
+pub fn stream_id<A: Aggregate>(id: impl std::fmt::Display) -> String {
+    format!("{}-{id}", A::STREAM)
+}
+
+/// The entity id in one of aggregate `A`'s stream ids (`None` for another aggregate's).
+pub fn entity_of<A: Aggregate>(stream_id: &str) -> Option<&str> {
+    stream_id.strip_prefix(A::STREAM)?.strip_prefix('-')
 }
 
 id!(
     /// A user; their account stream is `account-{id}`.
-    UserId, "account"
+    UserId, crate::account::Account
 );
-id!(ProductId, "product");
-id!(CategoryId, "category");
-id!(PackageId, "package");
-id!(PurchaseId, "purchase");
-id!(RedemptionId, "redemption");
+id!(ProductId, crate::product::Product);
+id!(CategoryId, crate::category::Category);
+id!(PackageId, crate::package::Package);
+id!(PurchaseId, crate::purchase::Purchase);
+id!(RedemptionId, crate::redemption::Redemption);
 id!(
     /// A lot of points within an account (one per credit); not a stream of its own.
-    LotId, "lot"
+    LotId
 );
 
 impl UserId {
     /// The stream of this user's product interactions.
     pub fn interactions_stream(&self) -> String {
-        format!("interactions-{}", self.0)
+        stream_id::<crate::interactions::Interactions>(self)
     }
 }
 

@@ -26,6 +26,8 @@ pub struct Interactions;
 
 impl Aggregate for Interactions {
     type Event = InteractionEvent;
+    const STREAM: &'static str = "interactions";
+    const STATELESS: bool = true;
 
     fn apply(&mut self, _event: &InteractionEvent) {}
 }

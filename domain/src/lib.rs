@@ -22,5 +22,5 @@ mod event;
 #[cfg(test)]
 mod testing;
 
-pub use event::{Aggregate, Decide, DomainEvent, EventCodecError, Snapshot};
+pub use event::{Aggregate, Decide, DomainEvent, EventCodecError, SnapshotCodec};
 pub use ids::*;

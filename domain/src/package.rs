@@ -48,6 +48,7 @@ pub struct Package {
 
 impl Aggregate for Package {
     type Event = PackageEvent;
+    const STREAM: &'static str = "package";
 
     fn apply(&mut self, event: &PackageEvent) {
         match event {

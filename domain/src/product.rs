@@ -131,10 +131,10 @@ impl Product {
     }
 }
 
-impl crate::Snapshot for Product {}
-
 impl Aggregate for Product {
     type Event = ProductEvent;
+    const STREAM: &'static str = "product";
+    const SNAPSHOT: Option<crate::SnapshotCodec<Self>> = Some(crate::SnapshotCodec::json(1));
 
     fn apply(&mut self, event: &ProductEvent) {
         match event {

@@ -50,6 +50,7 @@ pub struct Purchase {
 
 impl Aggregate for Purchase {
     type Event = PurchaseEvent;
+    const STREAM: &'static str = "purchase";
 
     fn apply(&mut self, event: &PurchaseEvent) {
         match event {

@@ -60,6 +60,7 @@ pub struct Redemption {
 
 impl Aggregate for Redemption {
     type Event = RedemptionEvent;
+    const STREAM: &'static str = "redemption";
 
     fn apply(&mut self, event: &RedemptionEvent) {
         match event {

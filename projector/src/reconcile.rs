@@ -10,7 +10,7 @@ use domain::purchase::{Purchase, PurchaseStatus};
 use domain::redemption::Redemption;
 use domain::{Aggregate, DomainEvent};
 use futures_util::{pin_mut, TryStreamExt};
-use infra::store::Checkpoint;
+use infra::store::{self, Checkpoint};
 use serde::Serialize;
 use tokio_postgres::Client;
 use uuid::Uuid;
@@ -29,7 +29,7 @@ pub struct Drift {
 }
 
 /// An account's fold plus the totals the read model keeps beside it.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Totals {
     account: Account,
     earned: i64,
@@ -39,6 +39,7 @@ struct Totals {
 
 impl Aggregate for Totals {
     type Event = AccountEvent;
+    const STREAM: &'static str = Account::STREAM;
 
     fn apply(&mut self, event: &AccountEvent) {
         let (earned, spent) = event.lifetime();
@@ -57,26 +58,16 @@ pub async fn reconcile(client: &Client) -> anyhow::Result<Vec<Drift>> {
     Ok(drifts)
 }
 
-/// Every stream whose id starts with `prefix`, folded up to `upto`, by entity id.
-async fn fold_all<A: Aggregate>(
-    client: &Client,
-    prefix: &str,
-    upto: Checkpoint,
-) -> anyhow::Result<BTreeMap<Uuid, A>> {
-    let rows = client
-        .query_raw(
-            "SELECT stream_id, event_type, data FROM es.events \
-             WHERE stream_id LIKE $1 AND (tx_id, position) <= ($2::text::xid8, $3) ORDER BY stream_id, version",
-            [&format!("{prefix}%") as &(dyn tokio_postgres::types::ToSql + Sync), &upto.tx_id.to_string(), &upto.position],
-        )
-        .await?;
-    pin_mut!(rows);
+/// Every stream of aggregate `A`, folded up to `upto`, by entity id. Each stream is
+/// folded in its own version order, so nothing here depends on the global order.
+async fn fold_all<A: Aggregate>(client: &Client, upto: Checkpoint) -> anyhow::Result<BTreeMap<Uuid, A>> {
+    let events = store::read_streams_of(client, A::STREAM, upto).await?;
+    pin_mut!(events);
     let mut folded: BTreeMap<Uuid, A> = BTreeMap::new();
-    while let Some(row) = rows.try_next().await? {
-        let stream: &str = row.get(0);
-        let id = Uuid::parse_str(&stream[prefix.len()..])?;
-        let event = A::Event::decode(row.get(1), &row.get(2))?;
-        folded.entry(id).or_default().apply(&event);
+    while let Some(e) = events.try_next().await? {
+        let id = domain::entity_of::<A>(&e.stream_id).and_then(|id| Uuid::parse_str(id).ok());
+        let id = id.ok_or_else(|| anyhow::anyhow!("stream {} has no entity id", e.stream_id))?;
+        folded.entry(id).or_default().apply(&A::Event::decode(&e.event_type, &e.data)?);
     }
     Ok(folded)
 }
@@ -122,7 +113,7 @@ fn unexpected(drifts: &mut Vec<Drift>, model: &'static str, key: Uuid) {
 
 async fn accounts(client: &Client, drifts: &mut Vec<Drift>) -> anyhow::Result<()> {
     let (upto, _) = batch::checkpoint(client, Projection::Accounts).await?;
-    let folded = fold_all::<Totals>(client, "account-", upto).await?;
+    let folded = fold_all::<Totals>(client, upto).await?;
     let rows = client
         .query(
             "SELECT b.user_id, b.balance, b.lifetime_earned, b.lifetime_spent, \
@@ -153,7 +144,7 @@ async fn accounts(client: &Client, drifts: &mut Vec<Drift>) -> anyhow::Result<()
 
 async fn products(client: &Client, drifts: &mut Vec<Drift>) -> anyhow::Result<()> {
     let (upto, _) = batch::checkpoint(client, Projection::Catalog).await?;
-    let folded = fold_all::<Product>(client, "product-", upto).await?;
+    let folded = fold_all::<Product>(client, upto).await?;
     let rows = client.query("SELECT id, on_hand, reserved, active FROM read.products", &[]).await?;
     let mut read: HashMap<Uuid, (i64, i64, bool)> =
         rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3)))).collect();
@@ -172,7 +163,7 @@ async fn products(client: &Client, drifts: &mut Vec<Drift>) -> anyhow::Result<()
 
 async fn orders(client: &Client, drifts: &mut Vec<Drift>) -> anyhow::Result<()> {
     let (upto, _) = batch::checkpoint(client, Projection::Orders).await?;
-    let purchases = fold_all::<Purchase>(client, "purchase-", upto).await?;
+    let purchases = fold_all::<Purchase>(client, upto).await?;
     let rows = client.query("SELECT id, status FROM read.purchases", &[]).await?;
     let mut read: HashMap<Uuid, String> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     for (id, p) in &purchases {
@@ -189,7 +180,7 @@ async fn orders(client: &Client, drifts: &mut Vec<Drift>) -> anyhow::Result<()> 
     }
     read.keys().for_each(|id| unexpected(drifts, "purchases", *id));
 
-    let redemptions = fold_all::<Redemption>(client, "redemption-", upto).await?;
+    let redemptions = fold_all::<Redemption>(client, upto).await?;
     let rows = client.query("SELECT id, status FROM read.redemptions", &[]).await?;
     let mut read: HashMap<Uuid, String> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     for (id, r) in &redemptions {

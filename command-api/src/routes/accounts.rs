@@ -4,16 +4,16 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::account::{Account, AccountCommand};
 use domain::interactions::{InteractionKind, Interactions, RecordInteraction};
-use domain::{Aggregate, Decide, LotId, ProductId, Role, UserId};
+use domain::{Decide, LotId, ProductId, Role, UserId};
+use infra::uow::UnitOfWork;
 use serde::Deserialize;
 use serde_json::json;
-use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use super::catalog::admin_run;
 use crate::error::ApiError;
 use crate::extract::{path_id, Caller, Json};
-use crate::pipeline::{self, body, Command, Context, IdempotencyKey, Reply};
+use crate::pipeline::{self, Command, Context, Reply};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -32,10 +32,8 @@ struct Adjust {
 }
 
 impl Command for Adjust {
-    async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
-        let stream = self.user.stream();
-        let locked = pipeline::lock(tx, &[&stream]).await?;
-        let account = pipeline::load_snapshotted::<Account>(tx, &stream, &locked).await?;
+    async fn execute(&self, uow: &mut UnitOfWork<'_>, ctx: &Context) -> Result<Reply, ApiError> {
+        let account = uow.load::<Account>(&self.user.stream()).await?;
         let events = account.state.decide(AccountCommand::Adjust {
             delta: self.input.delta,
             reason: self.input.reason.trim().to_owned(),
@@ -44,19 +42,11 @@ impl Command for Adjust {
             new_lot: LotId(Uuid::new_v4()),
             now: ctx.now,
         })?;
-        let mut after = account.state.clone();
-        events.iter().for_each(|e| after.apply(e));
-        let position =
-            pipeline::append(tx, ctx, vec![pipeline::stream_append(stream.clone(), &account, &events)])
-                .await?;
-        pipeline::snapshot_if_due(tx, &stream, &account, &events, position).await?;
-        Ok(Reply {
-            status: StatusCode::CREATED,
-            body: body(
-                json!({ "user_id": self.user, "delta": self.input.delta, "balance_after": after.balance() }),
-            ),
-            position,
-        })
+        let after = uow.push(account, &events)?;
+        Ok(Reply::new(
+            StatusCode::CREATED,
+            json!({ "user_id": self.user, "delta": self.input.delta, "balance_after": after.balance() }),
+        ))
     }
 }
 
@@ -87,19 +77,15 @@ pub struct NewInteraction {
 struct Record(RecordInteraction);
 
 impl Command for Record {
-    async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
-        if !pipeline::stream_exists(tx, &self.0.product_id.stream()).await? {
+    async fn execute(&self, uow: &mut UnitOfWork<'_>, _ctx: &Context) -> Result<Reply, ApiError> {
+        if !uow.exists(&self.0.product_id.stream()).await? {
             return Err(ApiError::NotFound("no such product".into()));
         }
-        let stream = self.0.user_id.interactions_stream();
-        // The stream only ever grows and its state is empty: read its version, not its events.
-        let versions = infra::store::lock_streams(tx, &[&stream]).await?;
-        let version = versions.get(&stream).copied().unwrap_or(0);
-        let loaded = pipeline::Loaded { state: Interactions, version, last: None, snapshot_version: 0 };
-        let Ok(events) = loaded.state.decide(self.0.clone());
-        let position =
-            pipeline::append(tx, ctx, vec![pipeline::stream_append(stream, &loaded, &events)]).await?;
-        Ok(Reply { status: StatusCode::ACCEPTED, body: body(json!({ "accepted": true })), position })
+        // Interactions are stateless: this loads the stream's version, not its events.
+        let interactions = uow.load::<Interactions>(&self.0.user_id.interactions_stream()).await?;
+        let Ok(events) = interactions.state.decide(self.0.clone());
+        uow.push(interactions, &events)?;
+        Ok(Reply::new(StatusCode::ACCEPTED, json!({ "accepted": true })))
     }
 }
 
@@ -110,7 +96,7 @@ pub async fn record_interaction(
     input: Json<NewInteraction>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Customer)?;
-    let idempotency = IdempotencyKey::from_request(&req, caller.0.sub.to_string(), &input.raw)?;
+    let idempotency = pipeline::idempotency_key(&req, caller.0.sub.to_string(), &input.raw)?;
     let ctx = Context::for_caller(&req, "RecordInteraction", &caller, Role::Customer);
     let command = Record(RecordInteraction {
         user_id: caller.user_id(),

@@ -10,14 +10,14 @@ use argon2::Argon2;
 use chrono::Utc;
 use domain::account::{Account, AccountCommand};
 use domain::{Decide, Role, UserId};
+use infra::uow::UnitOfWork;
 use serde::Deserialize;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::{path_id, Caller, Json};
-use crate::pipeline::{self, body, Command, Context, IdempotencyKey, Reply};
+use crate::pipeline::{self, Command, Context, Reply};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -66,7 +66,7 @@ async fn verify_password(password: String, hash: String) -> bool {
     .unwrap_or(false)
 }
 
-/// Creates a user row and opens their account, in the command's transaction.
+/// Creates a user row and opens their account, in one transaction.
 pub struct CreateUser {
     pub user_id: UserId,
     pub email: String,
@@ -75,28 +75,26 @@ pub struct CreateUser {
     pub roles: Vec<Role>,
 }
 
-pub async fn insert_user(tx: &Transaction<'_>, ctx: &Context, u: &CreateUser) -> Result<Reply, ApiError> {
-    let roles: Vec<&str> = u.roles.iter().map(Role::as_str).collect();
-    tx.execute(
-        "INSERT INTO users (id, email, name, password_hash, roles) VALUES ($1, $2, $3, $4, $5)",
-        &[&u.user_id.0, &u.email.trim(), &u.name.trim(), &u.password_hash, &roles],
-    )
-    .await
-    .map_err(|e| match e.code() {
-        Some(c) if *c == SqlState::UNIQUE_VIOLATION => {
-            ApiError::AlreadyExists("this email is already registered".into())
-        }
-        _ => e.into(),
-    })?;
-    let stream = u.user_id.stream();
-    let loaded = pipeline::Loaded::<Account>::fresh();
-    let events = loaded.state.decide(AccountCommand::Open { user_id: u.user_id })?;
-    let position = pipeline::append(tx, ctx, vec![pipeline::stream_append(stream, &loaded, &events)]).await?;
-    Ok(Reply {
-        status: StatusCode::CREATED,
-        body: body(serde_json::json!({ "user_id": u.user_id })),
-        position,
-    })
+impl Command for CreateUser {
+    async fn execute(&self, uow: &mut UnitOfWork<'_>, _ctx: &Context) -> Result<Reply, ApiError> {
+        let roles: Vec<&str> = self.roles.iter().map(Role::as_str).collect();
+        uow.tx()
+            .execute(
+                "INSERT INTO users (id, email, name, password_hash, roles) VALUES ($1, $2, $3, $4, $5)",
+                &[&self.user_id.0, &self.email.trim(), &self.name.trim(), &self.password_hash, &roles],
+            )
+            .await
+            .map_err(|e| match e.code() {
+                Some(c) if *c == SqlState::UNIQUE_VIOLATION => {
+                    ApiError::AlreadyExists("this email is already registered".into())
+                }
+                _ => e.into(),
+            })?;
+        let account = uow.fresh::<Account>(self.user_id.stream());
+        let events = account.state.decide(AccountCommand::Open { user_id: self.user_id })?;
+        uow.push(account, &events)?;
+        Ok(Reply::new(StatusCode::CREATED, serde_json::json!({ "user_id": self.user_id })))
+    }
 }
 
 struct Register<'a> {
@@ -105,8 +103,8 @@ struct Register<'a> {
 }
 
 impl Command for Register<'_> {
-    async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
-        let mut reply = insert_user(tx, ctx, &self.user).await?;
+    async fn execute(&self, uow: &mut UnitOfWork<'_>, ctx: &Context) -> Result<Reply, ApiError> {
+        let mut reply = self.user.execute(uow, ctx).await?;
         let (token, _) = self.state.keys.issue(self.user.user_id.0, self.user.roles.clone(), ctx.now);
         reply.body.insert("token".into(), token.into());
         Ok(reply)
@@ -119,7 +117,7 @@ pub async fn register(
     input: Json<Registration>,
 ) -> Result<HttpResponse, ApiError> {
     validate(&input.value)?;
-    let idempotency = IdempotencyKey::from_request(&req, "anonymous".into(), &input.raw)?;
+    let idempotency = pipeline::idempotency_key(&req, "anonymous".into(), &input.raw)?;
     let r = input.value;
     let user_id = UserId(Uuid::new_v4());
     let user = CreateUser {
@@ -177,24 +175,18 @@ struct GrantRole {
 }
 
 impl Command for GrantRole {
-    async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
-        let stream = self.user_id.stream();
-        let locked = pipeline::lock(tx, &[&stream]).await?;
-        let loaded = pipeline::load_snapshotted::<Account>(tx, &stream, &locked).await?;
-        let events = loaded.state.decide(AccountCommand::GrantRole { role: self.role, by: self.by })?;
+    async fn execute(&self, uow: &mut UnitOfWork<'_>, _ctx: &Context) -> Result<Reply, ApiError> {
+        let account = uow.load::<Account>(&self.user_id.stream()).await?;
+        let events = account.state.decide(AccountCommand::GrantRole { role: self.role, by: self.by })?;
         // Granting a role the user already holds changes no row but is still recorded.
-        tx.execute(
-            "UPDATE users SET roles = array_append(roles, $2) WHERE id = $1 AND NOT ($2 = ANY(roles))",
-            &[&self.user_id.0, &self.role.as_str()],
-        )
-        .await?;
-        let position =
-            pipeline::append(tx, ctx, vec![pipeline::stream_append(stream, &loaded, &events)]).await?;
-        Ok(Reply {
-            status: StatusCode::OK,
-            body: body(serde_json::json!({ "user_id": self.user_id, "role": self.role })),
-            position,
-        })
+        uow.tx()
+            .execute(
+                "UPDATE users SET roles = array_append(roles, $2) WHERE id = $1 AND NOT ($2 = ANY(roles))",
+                &[&self.user_id.0, &self.role.as_str()],
+            )
+            .await?;
+        uow.push(account, &events)?;
+        Ok(Reply::new(StatusCode::OK, serde_json::json!({ "user_id": self.user_id, "role": self.role })))
     }
 }
 
@@ -209,7 +201,7 @@ pub async fn grant_role(
     let user_id = path_id(&path, UserId::parse, "user")?;
     let role = Role::parse(&input.value.role)
         .ok_or_else(|| ApiError::Validation("role must be customer, admin or auditor".into()))?;
-    let idempotency = IdempotencyKey::from_request(&req, caller.0.sub.to_string(), &input.raw)?;
+    let idempotency = pipeline::idempotency_key(&req, caller.0.sub.to_string(), &input.raw)?;
     let ctx = Context::for_caller(&req, "GrantRole", &caller, Role::Admin);
     pipeline::run(&state, ctx, idempotency, &GrantRole { user_id, role, by: caller.user_id() }).await
 }

@@ -5,14 +5,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use domain::category::{Category, CategoryCommand};
 use domain::product::{Product, ProductChanges, ProductCommand, ProductDetails};
 use domain::{CategoryId, Decide, ProductId, Role};
+use infra::uow::UnitOfWork;
 use serde::Deserialize;
 use serde_json::json;
-use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::{path_id, Caller, Json};
-use crate::pipeline::{self, body, Command, Context, IdempotencyKey, Reply};
+use crate::pipeline::{self, Command, Context, Reply};
 use crate::state::AppState;
 
 /// Runs an admin command with the usual context and idempotency handling.
@@ -25,7 +25,7 @@ pub async fn admin_run(
     command: &impl Command,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
-    let idempotency = IdempotencyKey::from_request(req, caller.0.sub.to_string(), raw)?;
+    let idempotency = pipeline::idempotency_key(req, caller.0.sub.to_string(), raw)?;
     let ctx = Context::for_caller(req, name, caller, Role::Admin);
     pipeline::run(state, ctx, idempotency, command).await
 }
@@ -41,17 +41,15 @@ pub struct NewCategory {
 struct CreateCategory(CategoryId, NewCategory);
 
 impl Command for CreateCategory {
-    async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
-        let stream = self.0.stream();
-        let loaded = pipeline::Loaded::<Category>::fresh();
-        let events = loaded.state.decide(CategoryCommand::Create {
+    async fn execute(&self, uow: &mut UnitOfWork<'_>, _ctx: &Context) -> Result<Reply, ApiError> {
+        let category = uow.fresh::<Category>(self.0.stream());
+        let events = category.state.decide(CategoryCommand::Create {
             category_id: self.0,
             name: self.1.name.trim().to_owned(),
             description: self.1.description.clone(),
         })?;
-        let position =
-            pipeline::append(tx, ctx, vec![pipeline::stream_append(stream, &loaded, &events)]).await?;
-        Ok(Reply { status: StatusCode::CREATED, body: body(json!({ "id": self.0 })), position })
+        uow.push(category, &events)?;
+        Ok(Reply::new(StatusCode::CREATED, json!({ "id": self.0 })))
     }
 }
 
@@ -81,9 +79,8 @@ pub struct NewProduct {
     image_url: Option<String>,
 }
 
-async fn require_category(tx: &Transaction<'_>, id: CategoryId) -> Result<(), ApiError> {
-    let loaded = pipeline::load::<Category>(tx, &id.stream()).await?;
-    if loaded.exists() {
+async fn require_category(uow: &UnitOfWork<'_>, id: CategoryId) -> Result<(), ApiError> {
+    if uow.exists(&id.stream()).await? {
         Ok(())
     } else {
         Err(ApiError::NotFound("no such category".into()))
@@ -106,18 +103,16 @@ struct ListProduct {
 }
 
 impl Command for ListProduct {
-    async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
-        require_category(tx, self.details.category_id).await?;
-        let stream = self.id.stream();
-        let loaded = pipeline::Loaded::<Product>::fresh();
-        let events = loaded.state.decide(ProductCommand::List {
+    async fn execute(&self, uow: &mut UnitOfWork<'_>, _ctx: &Context) -> Result<Reply, ApiError> {
+        require_category(uow, self.details.category_id).await?;
+        let product = uow.fresh::<Product>(self.id.stream());
+        let events = product.state.decide(ProductCommand::List {
             product_id: self.id,
             details: self.details.clone(),
             initial_stock: self.initial_stock,
         })?;
-        let position =
-            pipeline::append(tx, ctx, vec![pipeline::stream_append(stream, &loaded, &events)]).await?;
-        Ok(Reply { status: StatusCode::CREATED, body: body(json!({ "id": self.id })), position })
+        uow.push(product, &events)?;
+        Ok(Reply::new(StatusCode::CREATED, json!({ "id": self.id })))
     }
 }
 
@@ -152,33 +147,23 @@ struct OnProduct {
 }
 
 impl Command for OnProduct {
-    async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
+    async fn execute(&self, uow: &mut UnitOfWork<'_>, _ctx: &Context) -> Result<Reply, ApiError> {
         if let ProductCommand::Revise { changes: ProductChanges { category_id: Some(c), .. } } = &self.command
         {
-            require_category(tx, *c).await?;
+            require_category(uow, *c).await?;
         }
-        let stream = self.id.stream();
-        let locked = pipeline::lock(tx, &[&stream]).await?;
-        let loaded = pipeline::load_snapshotted::<Product>(tx, &stream, &locked).await?;
-        let events = loaded.state.decide(self.command.clone())?;
-        let position =
-            pipeline::append(tx, ctx, vec![pipeline::stream_append(stream.clone(), &loaded, &events)])
-                .await?;
-        pipeline::snapshot_if_due(tx, &stream, &loaded, &events, position).await?;
-        let mut after = loaded.state;
-        for e in &events {
-            domain::Aggregate::apply(&mut after, e);
-        }
-        Ok(Reply {
-            status: StatusCode::OK,
-            body: body(json!({
+        let product = uow.load::<Product>(&self.id.stream()).await?;
+        let events = product.state.decide(self.command.clone())?;
+        let after = uow.push(product, &events)?;
+        Ok(Reply::new(
+            StatusCode::OK,
+            json!({
                 "id": self.id,
                 "active": after.active,
                 "on_hand": after.on_hand,
                 "available": after.available(),
-            })),
-            position,
-        })
+            }),
+        ))
     }
 }
 

@@ -4,14 +4,14 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::package::{Package, PackageCommand, PackageTerms};
 use domain::{Decide, PackageId, Role};
+use infra::uow::UnitOfWork;
 use serde_json::json;
-use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use super::catalog::admin_run;
 use crate::error::ApiError;
 use crate::extract::{path_id, Caller, Json};
-use crate::pipeline::{self, body, Command, Context, Reply};
+use crate::pipeline::{Command, Context, Reply};
 use crate::state::AppState;
 
 struct OnPackage {
@@ -21,14 +21,11 @@ struct OnPackage {
 }
 
 impl Command for OnPackage {
-    async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
-        let stream = self.id.stream();
-        pipeline::lock(tx, &[&stream]).await?;
-        let loaded = pipeline::load::<Package>(tx, &stream).await?;
-        let events = loaded.state.decide(self.command.clone())?;
-        let position =
-            pipeline::append(tx, ctx, vec![pipeline::stream_append(stream, &loaded, &events)]).await?;
-        Ok(Reply { status: self.status, body: body(json!({ "id": self.id })), position })
+    async fn execute(&self, uow: &mut UnitOfWork<'_>, _ctx: &Context) -> Result<Reply, ApiError> {
+        let package = uow.load::<Package>(&self.id.stream()).await?;
+        let events = package.state.decide(self.command.clone())?;
+        uow.push(package, &events)?;
+        Ok(Reply::new(self.status, json!({ "id": self.id })))
     }
 }
 

@@ -8,17 +8,17 @@ use chrono::Duration;
 use domain::account::{Account, AccountCommand, CreditSource};
 use domain::package::Package;
 use domain::purchase::{Purchase, PurchaseCommand};
-use domain::{Aggregate, Decide, LotId, PackageId, PurchaseId, Role};
+use domain::{Decide, LotId, PackageId, PurchaseId, Role};
 use hmac::{Hmac, Mac};
+use infra::uow::UnitOfWork;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::Sha256;
-use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::{parse_json, Caller, Json};
-use crate::pipeline::{self, body, Command, Context, IdempotencyKey, Reply};
+use crate::pipeline::{self, Command, Context, Reply};
 use crate::state::AppState;
 
 /// Signatures older or newer than this are rejected (replay protection).
@@ -37,15 +37,12 @@ struct StartPurchase {
 }
 
 impl Command for StartPurchase {
-    async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
-        let package_stream = self.package_id.stream();
+    async fn execute(&self, uow: &mut UnitOfWork<'_>, _ctx: &Context) -> Result<Reply, ApiError> {
         // Locked so a concurrent retirement cannot slip between the check and the start.
-        pipeline::lock(tx, &[&package_stream]).await?;
-        let package = pipeline::load::<Package>(tx, &package_stream).await?;
+        let package = uow.load::<Package>(&self.package_id.stream()).await?;
         let terms = package.state.buyable()?.clone();
-        let stream = self.id.stream();
-        let loaded = pipeline::Loaded::<Purchase>::fresh();
-        let events = loaded.state.decide(PurchaseCommand::Start {
+        let purchase = uow.fresh::<Purchase>(self.id.stream());
+        let events = purchase.state.decide(PurchaseCommand::Start {
             purchase_id: self.id,
             user_id: self.caller.user_id(),
             package_id: self.package_id,
@@ -54,20 +51,18 @@ impl Command for StartPurchase {
             points: terms.points,
             points_valid_days: terms.points_valid_days,
         })?;
-        let position =
-            pipeline::append(tx, ctx, vec![pipeline::stream_append(stream, &loaded, &events)]).await?;
-        Ok(Reply {
-            status: StatusCode::CREATED,
-            body: body(json!({
+        uow.push(purchase, &events)?;
+        Ok(Reply::new(
+            StatusCode::CREATED,
+            json!({
                 "id": self.id,
                 "status": "pending",
                 "package_id": self.package_id,
                 "price": terms.price,
                 "currency": terms.currency,
                 "points": terms.points,
-            })),
-            position,
-        })
+            }),
+        ))
     }
 }
 
@@ -78,7 +73,7 @@ pub async fn start_purchase(
     input: Json<NewPurchase>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Customer)?;
-    let idempotency = IdempotencyKey::from_request(&req, caller.0.sub.to_string(), &input.raw)?;
+    let idempotency = pipeline::idempotency_key(&req, caller.0.sub.to_string(), &input.raw)?;
     let ctx = Context::for_caller(&req, "StartPurchase", &caller, Role::Customer);
     let command =
         StartPurchase { id: PurchaseId(Uuid::new_v4()), caller, package_id: input.value.package_id };
@@ -107,10 +102,8 @@ struct SettlePurchase {
 }
 
 impl Command for SettlePurchase {
-    async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
-        let stream = self.id.stream();
-        pipeline::lock(tx, &[&stream]).await?;
-        let purchase = pipeline::load::<Purchase>(tx, &stream).await?;
+    async fn execute(&self, uow: &mut UnitOfWork<'_>, ctx: &Context) -> Result<Reply, ApiError> {
+        let purchase = uow.load::<Purchase>(&self.id.stream()).await?;
         let command = match self.event.status {
             PaymentStatus::Succeeded => {
                 PurchaseCommand::MarkPaid { payment_ref: self.event.payment_ref.clone() }
@@ -119,13 +112,12 @@ impl Command for SettlePurchase {
                 reason: self.event.reason.clone().unwrap_or_else(|| "payment failed".into()),
             },
         };
+        // A repeated delivery decides nothing; the reply then points at what the
+        // first one wrote (the unit of work answers with the newest event it read).
         let events = purchase.state.decide(command)?;
-        let mut appends = vec![pipeline::stream_append(stream, &purchase, &events)];
         if !events.is_empty() && self.event.status == PaymentStatus::Succeeded {
             let user = purchase.state.user_id.ok_or_else(|| ApiError::NotFound("no such purchase".into()))?;
-            let account_stream = user.stream();
-            let locked = pipeline::lock(tx, &[&account_stream]).await?;
-            let account = pipeline::load_snapshotted::<Account>(tx, &account_stream, &locked).await?;
+            let account = uow.load::<Account>(&user.stream()).await?;
             let credit = account.state.decide(AccountCommand::Credit {
                 // The lot is named after the purchase: one purchase, one lot.
                 lot_id: LotId(self.id.0),
@@ -133,21 +125,10 @@ impl Command for SettlePurchase {
                 source: CreditSource::Purchase { purchase_id: self.id },
                 expires_at: purchase.state.points_valid_days.map(|d| ctx.now + Duration::days(d.into())),
             })?;
-            appends.push(pipeline::stream_append(account_stream, &account, &credit));
+            uow.push(account, &credit)?;
         }
-        let mut after = purchase.state.clone();
-        events.iter().for_each(|e| after.apply(e));
-        let position = if events.is_empty() {
-            // A repeated delivery: nothing to append; point at what the first one wrote.
-            purchase.last.unwrap_or_default()
-        } else {
-            pipeline::append(tx, ctx, appends).await?
-        };
-        Ok(Reply {
-            status: StatusCode::OK,
-            body: body(json!({ "id": self.id, "status": after.status })),
-            position,
-        })
+        let after = uow.push(purchase, &events)?;
+        Ok(Reply::new(StatusCode::OK, json!({ "id": self.id, "status": after.status })))
     }
 }
 
@@ -196,7 +177,7 @@ pub async fn payment_webhook(
     }
     let id =
         PurchaseId::parse(&event.purchase_id).ok_or_else(|| ApiError::NotFound("no such purchase".into()))?;
-    let idempotency = IdempotencyKey::from_request(&req, "payment-provider".into(), &raw)?;
+    let idempotency = pipeline::idempotency_key(&req, "payment-provider".into(), &raw)?;
     let ctx = Context::new(&req, "SettlePurchase", None, "payment_provider");
     pipeline::run(&state, ctx, idempotency, &SettlePurchase { id, event }).await
 }

@@ -8,15 +8,16 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use domain::account::{Account, AccountCommand, AccountEvent, Allocation};
 use domain::product::{Product, ProductCommand};
 use domain::redemption::{Redemption, RedemptionCommand};
-use domain::{is_valid_amount, Aggregate, Decide, DomainEvent, ProductId, RedemptionId, Role, UserId};
+use domain::{is_valid_amount, Decide, DomainEvent, ProductId, RedemptionId, Role, UserId};
+use infra::store;
+use infra::uow::UnitOfWork;
 use serde::Deserialize;
 use serde_json::json;
-use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::{path_id, Caller, Json};
-use crate::pipeline::{self, body, Command, Context, IdempotencyKey, Reply};
+use crate::pipeline::{self, Command, Context, Reply};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -34,10 +35,10 @@ struct PlaceRedemption {
 }
 
 impl Command for PlaceRedemption {
-    async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
+    async fn execute(&self, uow: &mut UnitOfWork<'_>, ctx: &Context) -> Result<Reply, ApiError> {
         let (account_stream, product_stream) = (self.user.stream(), self.product_id.stream());
-        let locked = pipeline::lock(tx, &[&account_stream, &product_stream]).await?;
-        let product = pipeline::load_snapshotted::<Product>(tx, &product_stream, &locked).await?;
+        uow.lock(&[&account_stream, &product_stream]).await?;
+        let product = uow.load::<Product>(&product_stream).await?;
         let cost = product.state.point_cost().ok_or_else(|| ApiError::NotFound("no such product".into()))?;
         let points = cost
             .checked_mul(self.quantity)
@@ -46,11 +47,10 @@ impl Command for PlaceRedemption {
         let reserved = product
             .state
             .decide(ProductCommand::Reserve { redemption_id: self.id, quantity: self.quantity })?;
-        let account = pipeline::load_snapshotted::<Account>(tx, &account_stream, &locked).await?;
+        let account = uow.load::<Account>(&account_stream).await?;
         let debited =
             account.state.decide(AccountCommand::Debit { redemption_id: self.id, points, now: ctx.now })?;
-        let redemption_stream = self.id.stream();
-        let redemption = pipeline::Loaded::<Redemption>::fresh();
+        let redemption = uow.fresh::<Redemption>(self.id.stream());
         let placed = redemption.state.decide(RedemptionCommand::Place {
             redemption_id: self.id,
             user_id: self.user,
@@ -58,32 +58,20 @@ impl Command for PlaceRedemption {
             quantity: self.quantity,
             points,
         })?;
-        let mut after = account.state.clone();
-        debited.iter().for_each(|e| after.apply(e));
-        let position = pipeline::append(
-            tx,
-            ctx,
-            vec![
-                pipeline::stream_append(account_stream.clone(), &account, &debited),
-                pipeline::stream_append(product_stream.clone(), &product, &reserved),
-                pipeline::stream_append(redemption_stream, &redemption, &placed),
-            ],
-        )
-        .await?;
-        pipeline::snapshot_if_due(tx, &account_stream, &account, &debited, position).await?;
-        pipeline::snapshot_if_due(tx, &product_stream, &product, &reserved, position).await?;
-        Ok(Reply {
-            status: StatusCode::CREATED,
-            body: body(json!({
+        let after = uow.push(account, &debited)?;
+        uow.push(product, &reserved)?;
+        uow.push(redemption, &placed)?;
+        Ok(Reply::new(
+            StatusCode::CREATED,
+            json!({
                 "id": self.id,
                 "status": "placed",
                 "product_id": self.product_id,
                 "quantity": self.quantity,
                 "points": points,
                 "balance_after": after.balance(),
-            })),
-            position,
-        })
+            }),
+        ))
     }
 }
 
@@ -97,7 +85,7 @@ pub async fn place(
     if !is_valid_amount(input.value.quantity) || input.value.quantity > 10_000 {
         return Err(ApiError::Validation("quantity must be 1 to 10000".into()));
     }
-    let idempotency = IdempotencyKey::from_request(&req, caller.0.sub.to_string(), &input.raw)?;
+    let idempotency = pipeline::idempotency_key(&req, caller.0.sub.to_string(), &input.raw)?;
     let ctx = Context::for_caller(&req, "PlaceRedemption", &caller, Role::Customer);
     let command = PlaceRedemption {
         id: RedemptionId(Uuid::new_v4()),
@@ -115,70 +103,51 @@ struct Settle {
 }
 
 impl Command for Settle {
-    async fn execute(&self, tx: &Transaction<'_>, ctx: &Context) -> Result<Reply, ApiError> {
+    async fn execute(&self, uow: &mut UnitOfWork<'_>, _ctx: &Context) -> Result<Reply, ApiError> {
         let stream = self.id.stream();
-        pipeline::lock(tx, &[&stream]).await?;
-        let redemption = pipeline::load::<Redemption>(tx, &stream).await?;
+        let redemption = uow.load::<Redemption>(&stream).await?;
         let settled = redemption.state.decide(self.command.clone())?;
         let (Some(user), Some(product_id)) = (redemption.state.user_id, redemption.state.product_id) else {
             return Err(ApiError::NotFound("no such redemption".into()));
         };
-        let product_stream = product_id.stream();
-        let mut appends = vec![pipeline::stream_append(stream.clone(), &redemption, &settled)];
+        let (account_stream, product_stream) = (user.stream(), product_id.stream());
         let cancelling = matches!(self.command, RedemptionCommand::Cancel { .. });
-        let account_stream = user.stream();
-        let locked = if cancelling {
-            pipeline::lock(tx, &[&account_stream, &product_stream]).await?
-        } else {
-            pipeline::lock(tx, &[&product_stream]).await?
-        };
-        let refund = if cancelling {
-            let account = pipeline::load_snapshotted::<Account>(tx, &account_stream, &locked).await?;
-            let debited = debited(tx, &stream, &account_stream, self.id).await?;
+        if cancelling {
+            uow.lock(&[&account_stream, &product_stream]).await?;
+            let account = uow.load::<Account>(&account_stream).await?;
+            let debited = debited(uow, &stream, &account_stream, self.id).await?;
             let refunded =
                 account.state.decide(AccountCommand::Refund { redemption_id: self.id, debited })?;
-            appends.push(pipeline::stream_append(account_stream.clone(), &account, &refunded));
-            Some((account_stream, account, refunded))
-        } else {
-            None
-        };
-        let product = pipeline::load_snapshotted::<Product>(tx, &product_stream, &locked).await?;
+            uow.push(account, &refunded)?;
+        }
+        let product = uow.load::<Product>(&product_stream).await?;
         let stock = product.state.decide(if cancelling {
             ProductCommand::Release { redemption_id: self.id }
         } else {
             ProductCommand::Ship { redemption_id: self.id }
         })?;
-        appends.push(pipeline::stream_append(product_stream.clone(), &product, &stock));
-        let position = pipeline::append(tx, ctx, appends).await?;
-        if let Some((account_stream, account, refunded)) = &refund {
-            pipeline::snapshot_if_due(tx, account_stream, account, refunded, position).await?;
-        }
-        pipeline::snapshot_if_due(tx, &product_stream, &product, &stock, position).await?;
+        uow.push(redemption, &settled)?;
+        uow.push(product, &stock)?;
         let status = if cancelling { "cancelled" } else { "fulfilled" };
-        Ok(Reply { status: StatusCode::OK, body: body(json!({ "id": self.id, "status": status })), position })
+        Ok(Reply::new(StatusCode::OK, json!({ "id": self.id, "status": status })))
     }
 }
 
 /// What a redemption's debit took from each lot (empty if it has none). Its
 /// `PointsDebited` was appended in the same transaction as its `RedemptionPlaced`, so
-/// it is found through that transaction's id, however long the account's stream.
+/// it is found through that transaction, however long the account's stream.
 async fn debited(
-    tx: &Transaction<'_>,
+    uow: &UnitOfWork<'_>,
     redemption_stream: &str,
     account_stream: &str,
     id: RedemptionId,
 ) -> Result<Vec<Allocation>, ApiError> {
-    let rows = tx
-        .query(
-            "SELECT e.data FROM es.events e \
-             WHERE e.tx_id = (SELECT tx_id FROM es.events WHERE stream_id = $1 AND version = 1) \
-               AND e.stream_id = $2 AND e.event_type = 'PointsDebited'",
-            &[&redemption_stream, &account_stream],
-        )
-        .await?;
-    for row in rows {
+    let events =
+        store::written_with_first_event_of(uow.tx(), redemption_stream, account_stream, "PointsDebited")
+            .await?;
+    for e in events {
         let event =
-            AccountEvent::decode("PointsDebited", &row.get(0)).map_err(|e| ApiError::Unexpected(e.into()))?;
+            AccountEvent::decode(&e.event_type, &e.data).map_err(|e| ApiError::Unexpected(e.into()))?;
         if let AccountEvent::PointsDebited { redemption_id, allocations, .. } = event {
             if redemption_id == id {
                 return Ok(allocations);
@@ -206,7 +175,7 @@ pub async fn cancel(
     if input.value.reason.as_ref().is_some_and(|r| r.len() > 500) {
         return Err(ApiError::Validation("reason must be at most 500 characters".into()));
     }
-    let idempotency = IdempotencyKey::from_request(&req, caller.0.sub.to_string(), &input.raw)?;
+    let idempotency = pipeline::idempotency_key(&req, caller.0.sub.to_string(), &input.raw)?;
     let ctx = Context::for_caller(&req, "CancelRedemption", &caller, Role::Admin);
     let command = RedemptionCommand::Cancel {
         by: caller.user_id(),
@@ -225,7 +194,7 @@ pub async fn fulfil(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
     let id = path_id(&path, RedemptionId::parse, "redemption")?;
-    let idempotency = IdempotencyKey::from_request(&req, caller.0.sub.to_string(), &raw)?;
+    let idempotency = pipeline::idempotency_key(&req, caller.0.sub.to_string(), &raw)?;
     let ctx = Context::for_caller(&req, "FulfilRedemption", &caller, Role::Admin);
     let command = RedemptionCommand::Fulfil { by: caller.user_id() };
     pipeline::run(&state, ctx, idempotency, &Settle { id, command }).await

@@ -99,17 +99,25 @@ async fn append_one(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
     let (account, product) = (format!("bench-account-{a}"), format!("bench-product-{p}"));
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    let versions = store::lock_streams(&*tx, &[&account, &product]).await?;
+    let heads = store::lock_streams(&*tx, &[&account, &product]).await?;
     let appends = vec![
-        StreamAppend { expected_version: versions[&account], stream_id: account, events: vec![event(1)] },
-        StreamAppend { expected_version: versions[&product], stream_id: product, events: vec![event(2)] },
+        StreamAppend {
+            expected_version: heads[&account].version,
+            stream_id: account,
+            events: vec![event(1)],
+        },
+        StreamAppend {
+            expected_version: heads[&product].version,
+            stream_id: product,
+            events: vec![event(2)],
+        },
         StreamAppend {
             stream_id: format!("bench-redemption-{}", Uuid::new_v4()),
             expected_version: 0,
             events: vec![event(3)],
         },
     ];
-    store::append(&*tx, &appends, &meta(), Utc::now()).await?;
+    store::append_locked(&*tx, &heads, &appends, &meta(), Utc::now()).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -14,4 +14,5 @@ pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod token;
+pub mod uow;
 pub mod views;

@@ -185,13 +185,11 @@ fn is_expired(lot: &Lot, now: DateTime<Utc>) -> bool {
     lot.expires_at.is_some_and(|t| t <= now)
 }
 
-impl crate::Snapshot for Account {
-    /// 2: the per-redemption debit map is gone.
-    const SNAPSHOT_SCHEMA: i32 = 2;
-}
-
 impl Aggregate for Account {
     type Event = AccountEvent;
+    const STREAM: &'static str = "account";
+    /// Schema 2: the per-redemption debit map is gone.
+    const SNAPSHOT: Option<crate::SnapshotCodec<Self>> = Some(crate::SnapshotCodec::json(2));
 
     fn apply(&mut self, event: &AccountEvent) {
         match event {

@@ -39,7 +39,7 @@ struct LedgerRow {
 }
 
 pub(super) async fn apply(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Result<Changes, ProjectError> {
-    let events = decode::<AccountEvent>(events, "account-")?;
+    let events = decode::<domain::account::Account>(events)?;
     if events.is_empty() {
         return Ok(Changes::default());
     }

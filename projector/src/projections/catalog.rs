@@ -37,11 +37,11 @@ struct ProductRow {
 
 pub(super) async fn apply(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Result<Changes, ProjectError> {
     let mut changes = Changes::default();
-    for (recorded, event) in decode::<CategoryEvent>(events, "category-")? {
+    for (recorded, event) in decode::<domain::category::Category>(events)? {
         apply_category(tx, recorded, &event).await?;
         changes.catalog_changed = true;
     }
-    for (recorded, event) in decode::<PackageEvent>(events, "package-")? {
+    for (recorded, event) in decode::<domain::package::Package>(events)? {
         apply_package(tx, recorded, &event).await?;
     }
     apply_products(tx, events, &mut changes).await?;
@@ -53,7 +53,7 @@ async fn apply_products(
     events: &[RecordedEvent],
     changes: &mut Changes,
 ) -> Result<(), ProjectError> {
-    let events = decode::<ProductEvent>(events, "product-")?;
+    let events = decode::<domain::product::Product>(events)?;
     if events.is_empty() {
         return Ok(());
     }

@@ -50,7 +50,7 @@ pub(super) async fn apply(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Res
     // Every product's category as this batch leaves it, and which of them it changed.
     let mut categories: HashMap<Uuid, Uuid> = HashMap::new();
     let mut moved: HashMap<Uuid, Uuid> = HashMap::new();
-    for (_, event) in decode::<ProductEvent>(events, "product-")? {
+    for (_, event) in decode::<domain::product::Product>(events)? {
         let category = match &event {
             ProductEvent::ProductListed { details, .. } => Some(details.category_id),
             ProductEvent::ProductRevised { changes, .. } => changes.category_id,
@@ -64,13 +64,13 @@ pub(super) async fn apply(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Res
 
     // (user, product, counts) in event order.
     let mut acts: Vec<(Uuid, Uuid, Counts)> = Vec::new();
-    for (_, event) in decode::<RedemptionEvent>(events, "redemption-")? {
+    for (_, event) in decode::<domain::redemption::Redemption>(events)? {
         if let RedemptionEvent::RedemptionPlaced { user_id, product_id, quantity, .. } = event {
             acts.push((user_id.0, product_id.0, Counts { redeemed: quantity, ..Counts::default() }));
         }
     }
     for (_, InteractionEvent::InteractionRecorded { user_id, product_id, kind }) in
-        decode::<InteractionEvent>(events, "interactions-")?
+        decode::<domain::interactions::Interactions>(events)?
     {
         let counts = match kind {
             InteractionKind::Click => Counts { clicks: 1, ..Counts::default() },

@@ -18,7 +18,7 @@ mod catalog;
 mod insights;
 mod orders;
 
-use domain::{DomainEvent, EventCodecError};
+use domain::{Aggregate, DomainEvent, EventCodecError};
 use infra::store::RecordedEvent;
 use infra::views::{BalanceDoc, ProductDoc};
 use serde::de::DeserializeOwned;
@@ -108,15 +108,14 @@ impl std::fmt::Display for Projection {
     }
 }
 
-/// The events of one stream category (`"account-"`, …), decoded.
-fn decode<'a, E: DomainEvent>(
-    events: &'a [RecordedEvent],
-    prefix: &str,
-) -> Result<Vec<(&'a RecordedEvent, E)>, EventCodecError> {
+/// The events of aggregate `A`'s streams, decoded.
+fn decode<A: Aggregate>(
+    events: &[RecordedEvent],
+) -> Result<Vec<(&RecordedEvent, A::Event)>, EventCodecError> {
     events
         .iter()
-        .filter(|e| e.stream_id.starts_with(prefix))
-        .map(|e| Ok((e, E::decode(&e.event_type, &e.data)?)))
+        .filter(|e| domain::entity_of::<A>(&e.stream_id).is_some())
+        .map(|e| Ok((e, A::Event::decode(&e.event_type, &e.data)?)))
         .collect()
 }
 

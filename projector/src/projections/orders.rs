@@ -72,7 +72,7 @@ pub(super) async fn apply(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Res
 async fn apply_purchases(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Result<(), ProjectError> {
     let mut new: HashMap<Uuid, PurchaseRow> = HashMap::new();
     let mut moved: HashMap<Uuid, Status> = HashMap::new();
-    for (recorded, event) in decode::<PurchaseEvent>(events, "purchase-")? {
+    for (recorded, event) in decode::<domain::purchase::Purchase>(events)? {
         let at = recorded.recorded_at;
         let (id, status) = match event {
             PurchaseEvent::PurchaseStarted {
@@ -119,7 +119,7 @@ async fn apply_purchases(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Resu
 async fn apply_redemptions(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Result<(), ProjectError> {
     let mut new: HashMap<Uuid, RedemptionRow> = HashMap::new();
     let mut moved: HashMap<Uuid, Status> = HashMap::new();
-    for (recorded, event) in decode::<RedemptionEvent>(events, "redemption-")? {
+    for (recorded, event) in decode::<domain::redemption::Redemption>(events)? {
         let at = recorded.recorded_at;
         let (id, status) = match event {
             RedemptionEvent::RedemptionPlaced { redemption_id, user_id, product_id, quantity, points } => {

@@ -1,0 +1,148 @@
+//! Reads: one stream, and the safe global order.
+
+use futures_util::{Stream, TryStreamExt};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{GenericClient, Row};
+
+use super::{Checkpoint, RecordedEvent, StoreError};
+
+// The text cast of tx_id gets its own name: left as `tx_id`, it would shadow the
+// xid8 column in ORDER BY, which then sorts "1000" before "999".
+const EVENT_COLUMNS: &str = "position, tx_id::text AS tx_id_text, stream_id, version, event_id, event_type, \
+     schema_version, data, metadata, recorded_at, hash";
+
+/// One stream's events after `after_version`, in version order.
+pub async fn read_stream(
+    client: &impl GenericClient,
+    stream_id: &str,
+    after_version: i64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM es.events WHERE stream_id = $1 AND version > $2 ORDER BY version"
+    );
+    let rows = client.query(&sql, &[&stream_id, &after_version]).await?;
+    Ok(rows.iter().map(recorded).collect())
+}
+
+/// One stream's events after its snapshot of `schema` (all of them when there is none)
+/// up to version `head`, in one statement, so a snapshotted load reads snapshot and tail
+/// in one round trip.
+///
+/// `head` (the stream's locked version) bounds the range on both sides. Without it the
+/// planner, which cannot see the snapshot's version when planning, estimated a third of
+/// a long stream and scanned the whole table: 39 ms per command on a 100,000-event
+/// account, against 0.15 ms with the bound.
+pub async fn read_stream_after_snapshot(
+    client: &impl GenericClient,
+    stream_id: &str,
+    schema: i32,
+    head: i64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM es.events WHERE stream_id = $1 AND version > COALESCE( \
+           (SELECT version FROM es.snapshots WHERE stream_id = $1 AND schema = $2), 0) \
+           AND version <= $3 \
+         ORDER BY version"
+    );
+    let rows = client.query(&sql, &[&stream_id, &schema, &head]).await?;
+    Ok(rows.iter().map(recorded).collect())
+}
+
+/// The next `limit` committed events after `after`, in the safe global order.
+///
+/// Only transactions older than the oldest one still in flight are read, so an event
+/// whose position was handed out before a later one's but committed after it is read
+/// once its writer finishes — never skipped. Resume from [`Checkpoint::of`] the last
+/// event returned.
+pub async fn read_all(
+    client: &impl GenericClient,
+    after: Checkpoint,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM es.events \
+         WHERE (tx_id, position) > ($1::text::xid8, $2) \
+           AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+         ORDER BY tx_id, position LIMIT $3"
+    );
+    let rows = client.query(&sql, &[&after.tx_id.to_string(), &after.position, &limit]).await?;
+    Ok(rows.iter().map(recorded).collect())
+}
+
+/// The checkpoint of the newest event readers can see now (the head for lag figures).
+pub async fn safe_head(client: &impl GenericClient) -> Result<Checkpoint, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT tx_id::text AS tx_id_text, position FROM es.events \
+             WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+             ORDER BY tx_id DESC, position DESC LIMIT 1",
+            &[],
+        )
+        .await?;
+    Ok(row
+        .map_or_else(Checkpoint::default, |r| Checkpoint { tx_id: parse_xid(r.get(0)), position: r.get(1) }))
+}
+
+/// A row selected with the event columns (`tx_id` as `tx_id_text`), as a [`RecordedEvent`].
+pub fn recorded(r: &Row) -> RecordedEvent {
+    RecordedEvent {
+        position: r.get(0),
+        tx_id: parse_xid(r.get(1)),
+        stream_id: r.get(2),
+        version: r.get(3),
+        event_id: r.get(4),
+        event_type: r.get(5),
+        schema_version: r.get(6),
+        data: r.get(7),
+        metadata: r.get(8),
+        recorded_at: r.get(9),
+        hash: r.get(10),
+    }
+}
+
+pub(super) fn parse_xid(text: &str) -> u64 {
+    // xid8 is an unsigned 64-bit integer rendered in decimal by Postgres.
+    text.parse().unwrap_or_default()
+}
+
+/// Whether a stream has any event (a head lookup, whatever the stream's length).
+pub async fn stream_exists(client: &impl GenericClient, stream_id: &str) -> Result<bool, StoreError> {
+    Ok(client.query_opt("SELECT 1 FROM es.streams WHERE stream_id = $1", &[&stream_id]).await?.is_some())
+}
+
+/// The `event_type` events on `stream_id` that were appended by the transaction that
+/// wrote the first event of `opened_by`: how a cancel finds the debit its redemption's
+/// placing transaction made, through the `(tx_id, position)` index, however long the
+/// account's stream.
+pub async fn written_with_first_event_of(
+    client: &impl GenericClient,
+    opened_by: &str,
+    stream_id: &str,
+    event_type: &str,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM es.events \
+         WHERE tx_id = (SELECT tx_id FROM es.events WHERE stream_id = $1 AND version = 1) \
+           AND stream_id = $2 AND event_type = $3 ORDER BY version"
+    );
+    let rows = client.query(&sql, &[&opened_by, &stream_id, &event_type]).await?;
+    Ok(rows.iter().map(recorded).collect())
+}
+
+/// Every event of one aggregate's streams (ids starting with `{prefix}-`) up to `upto`
+/// in the safe order, streamed in stream and version order: how `reconcile` folds every
+/// entity afresh without holding the store in memory.
+pub async fn read_streams_of(
+    client: &impl GenericClient,
+    prefix: &str,
+    upto: Checkpoint,
+) -> Result<impl Stream<Item = Result<RecordedEvent, StoreError>>, StoreError> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM es.events \
+         WHERE stream_id LIKE $1 AND (tx_id, position) <= ($2::text::xid8, $3) ORDER BY stream_id, version"
+    );
+    let pattern = format!("{prefix}-%");
+    let params: [&(dyn ToSql + Sync); 3] = [&pattern, &upto.tx_id.to_string(), &upto.position];
+    let rows = client.query_raw(&sql, params).await?;
+    Ok(rows.map_ok(|r| recorded(&r)).map_err(StoreError::from))
+}

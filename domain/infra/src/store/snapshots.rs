@@ -1,0 +1,61 @@
+//! Snapshots: a cache of a long stream's folded state (accounts, products), written in
+//! the command's transaction with the stream locked, so a snapshot always matches the
+//! events it covers. Deleting them costs only speed.
+
+use serde_json::Value;
+use tokio_postgres::GenericClient;
+
+use super::{Checkpoint, StoreError};
+
+/// A stored snapshot of one stream, in the schema it was asked for.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub version: i64,
+    pub state: Value,
+    pub last: Checkpoint,
+}
+
+/// The stream's snapshot, if it has one of `schema`.
+pub async fn read(
+    client: &impl GenericClient,
+    stream_id: &str,
+    schema: i32,
+) -> Result<Option<Stored>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT version, state, last_tx, last_pos FROM es.snapshots WHERE stream_id = $1 AND schema = $2",
+            &[&stream_id, &schema],
+        )
+        .await?;
+    Ok(row.map(|r| Stored {
+        version: r.get(0),
+        state: r.get(1),
+        last: Checkpoint { tx_id: r.get::<_, &str>(2).parse().unwrap_or_default(), position: r.get(3) },
+    }))
+}
+
+/// Replaces the stream's snapshot.
+pub async fn write(
+    client: &impl GenericClient,
+    stream_id: &str,
+    schema: i32,
+    snapshot: &Stored,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO es.snapshots (stream_id, version, schema, state, last_tx, last_pos) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, schema = EXCLUDED.schema, \
+                 state = EXCLUDED.state, last_tx = EXCLUDED.last_tx, last_pos = EXCLUDED.last_pos",
+            &[
+                &stream_id,
+                &snapshot.version,
+                &schema,
+                &snapshot.state,
+                &snapshot.last.tx_id.to_string(),
+                &snapshot.last.position,
+            ],
+        )
+        .await?;
+    Ok(())
+}

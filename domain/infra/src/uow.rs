@@ -1,0 +1,216 @@
+//! A command's unit of work: the one owner of lock → load → decide → append.
+//!
+//! A handler says which streams it needs and what to decide; the unit of work does the
+//! rest in one transaction:
+//!
+//! ```text
+//! let mut uow = UnitOfWork::begin(&mut client).await?;
+//! uow.lock(&[&account, &product]).await?;           // advisory locks, no xid yet
+//! let product = uow.load::<Product>(&product).await?; // snapshot + tail, bounded by the head
+//! let events = product.state.decide(command)?;
+//! let after = uow.push(product, &events)?;           // queued; a due snapshot too
+//! let position = uow.save(&metadata, now).await?;    // every write happens here
+//! uow.commit().await?;
+//! ```
+//!
+//! Nothing is written before [`UnitOfWork::save`], so the transaction gets its id only
+//! after every lock is held: that is what keeps the global `(tx_id, position)` order in
+//! per-stream version order (see [`store::lock_streams`]). Extra rows a command writes
+//! beside its events (a `users` row) go through [`UnitOfWork::tx`] after its locks.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Client, Transaction};
+use domain::{Aggregate, DomainEvent};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::store::{self, snapshots, Checkpoint, Heads, Metadata, NewEvent, StoreError, StreamAppend};
+
+/// Streams that grow with traffic are snapshotted every this many events.
+pub const SNAPSHOT_EVERY: i64 = 64;
+
+/// A stream folded into its aggregate, with the version and checkpoint it was at.
+#[derive(Debug)]
+pub struct Loaded<A> {
+    pub state: A,
+    pub stream_id: String,
+    pub version: i64,
+    /// The checkpoint of the stream's last event (`None` for an empty stream, and for a
+    /// stateless aggregate, whose events are never read).
+    pub last: Option<Checkpoint>,
+    /// The version of the snapshot the fold started from (0: from the first event).
+    snapshot_version: i64,
+}
+
+impl<A> Loaded<A> {
+    pub fn exists(&self) -> bool {
+        self.version > 0
+    }
+}
+
+/// A snapshot to write once the events it covers are appended.
+struct DueSnapshot {
+    stream_id: String,
+    schema: i32,
+    version: i64,
+    state: Value,
+}
+
+/// One command's transaction: the streams it holds locked, the events it will append
+/// and the snapshots that fall due.
+pub struct UnitOfWork<'c> {
+    tx: Transaction<'c>,
+    heads: Heads,
+    appends: Vec<StreamAppend>,
+    snapshots: Vec<DueSnapshot>,
+    /// The newest checkpoint among the streams loaded: a command that appends nothing
+    /// answers with it, so a read-your-writes wait covers what it looked at.
+    newest_read: Option<Checkpoint>,
+}
+
+impl<'c> UnitOfWork<'c> {
+    pub async fn begin(client: &'c mut Client) -> Result<Self, StoreError> {
+        Ok(UnitOfWork {
+            tx: client.transaction().await?,
+            heads: Heads::new(),
+            appends: Vec::new(),
+            snapshots: Vec::new(),
+            newest_read: None,
+        })
+    }
+
+    /// The transaction, for rows written beside the events (after every lock).
+    pub fn tx(&self) -> &tokio_postgres::Transaction<'c> {
+        &self.tx
+    }
+
+    /// Locks the streams for the rest of the transaction (those not yet held, in one
+    /// round of key-ordered advisory locks) and reads their heads.
+    pub async fn lock(&mut self, stream_ids: &[&str]) -> Result<(), StoreError> {
+        let missing: Vec<&str> =
+            stream_ids.iter().copied().filter(|s| !self.heads.contains_key(*s)).collect();
+        if !missing.is_empty() {
+            let heads = store::lock_streams(&*self.tx, &missing).await?;
+            self.heads.extend(heads);
+        }
+        Ok(())
+    }
+
+    /// Locks (if not yet held) and loads one stream: from its snapshot when it has
+    /// one, plus the events after it up to the locked head.
+    pub async fn load<A: Aggregate>(&mut self, stream_id: &str) -> Result<Loaded<A>, StoreError> {
+        self.lock(&[stream_id]).await?;
+        let head = self.heads.get(stream_id).map_or(store::NO_STREAM, |h| h.version);
+        let loaded = if A::STATELESS {
+            Loaded {
+                state: A::default(),
+                stream_id: stream_id.to_owned(),
+                version: head,
+                last: None,
+                snapshot_version: 0,
+            }
+        } else {
+            self.fold(stream_id, head).await?
+        };
+        self.newest_read = self.newest_read.max(loaded.last);
+        Ok(loaded)
+    }
+
+    async fn fold<A: Aggregate>(&self, stream_id: &str, head: i64) -> Result<Loaded<A>, StoreError> {
+        let (mut state, snapshot_version, mut last, events) = match A::SNAPSHOT {
+            Some(codec) if head >= SNAPSHOT_EVERY => {
+                // Both reads go out together (pipelined on the connection); the events
+                // query itself starts after the snapshot's version.
+                let (snapshot, tail) = futures_util::future::join(
+                    snapshots::read(&*self.tx, stream_id, codec.schema),
+                    store::read_stream_after_snapshot(&*self.tx, stream_id, codec.schema, head),
+                )
+                .await;
+                match snapshot?.and_then(|s| Some(((codec.decode)(s.state).ok()?, s.version, s.last))) {
+                    Some((state, version, last)) => (state, version, Some(last), tail?),
+                    // None, or one that no longer decodes: fold the whole stream.
+                    None => (A::default(), 0, None, store::read_stream(&*self.tx, stream_id, 0).await?),
+                }
+            }
+            _ => (A::default(), 0, None, store::read_stream(&*self.tx, stream_id, 0).await?),
+        };
+        for e in &events {
+            state.apply(&A::Event::decode(&e.event_type, &e.data)?);
+        }
+        last = events.last().map(Checkpoint::of).or(last);
+        let version = events.last().map_or(snapshot_version, |e| e.version);
+        Ok(Loaded { state, stream_id: stream_id.to_owned(), version, last, snapshot_version })
+    }
+
+    /// A stream whose id this command just generated: nothing to lock or read. Its
+    /// append still expects version 0, so an existing stream would be refused.
+    pub fn fresh<A: Aggregate>(&self, stream_id: String) -> Loaded<A> {
+        Loaded { state: A::default(), stream_id, version: store::NO_STREAM, last: None, snapshot_version: 0 }
+    }
+
+    /// Whether a stream exists, without locking it (a reference to another entity).
+    pub async fn exists(&self, stream_id: &str) -> Result<bool, StoreError> {
+        store::stream_exists(&*self.tx, stream_id).await
+    }
+
+    /// Queues a decision's events for the loaded stream (one push per stream) and
+    /// returns the state after them; a snapshot is queued too when one falls due.
+    pub fn push<A: Aggregate>(&mut self, loaded: Loaded<A>, events: &[A::Event]) -> Result<A, StoreError> {
+        let mut state = loaded.state;
+        events.iter().for_each(|e| state.apply(e));
+        if events.is_empty() {
+            return Ok(state);
+        }
+        debug_assert!(
+            self.appends.iter().all(|a| a.stream_id != loaded.stream_id),
+            "one push per stream and unit of work"
+        );
+        let version = loaded.version + events.len() as i64;
+        if let Some(codec) = A::SNAPSHOT.filter(|_| version - loaded.snapshot_version >= SNAPSHOT_EVERY) {
+            self.snapshots.push(DueSnapshot {
+                stream_id: loaded.stream_id.clone(),
+                schema: codec.schema,
+                version,
+                state: (codec.encode)(&state)?,
+            });
+        }
+        let events = events
+            .iter()
+            .map(|e| {
+                let (event_type, data) = e.encode();
+                NewEvent {
+                    event_id: Uuid::new_v4(),
+                    event_type,
+                    schema_version: A::Event::SCHEMA_VERSION,
+                    data,
+                }
+            })
+            .collect();
+        self.appends.push(StreamAppend {
+            stream_id: loaded.stream_id,
+            expected_version: loaded.version,
+            events,
+        });
+        Ok(state)
+    }
+
+    /// Writes everything queued: the events of every stream in one append, then the
+    /// due snapshots. Returns the checkpoint to hand back to the client: the last event
+    /// appended, or, when nothing was, the newest event the command read.
+    pub async fn save(&mut self, metadata: &Metadata, now: DateTime<Utc>) -> Result<Checkpoint, StoreError> {
+        if self.appends.is_empty() {
+            return Ok(self.newest_read.unwrap_or_default());
+        }
+        let appended = store::append_locked(&*self.tx, &self.heads, &self.appends, metadata, now).await?;
+        for s in self.snapshots.drain(..) {
+            let stored = snapshots::Stored { version: s.version, state: s.state, last: appended.last };
+            snapshots::write(&*self.tx, &s.stream_id, s.schema, &stored).await?;
+        }
+        self.appends.clear();
+        Ok(appended.last)
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit().await?)
+    }
+}
