@@ -185,6 +185,14 @@ impl TestApp {
         c
     }
 
+    /// Redeems one unit; returns the redemption's id when it was placed.
+    pub async fn redeem(&self, token: &str, product: &str) -> Option<String> {
+        let res =
+            self.post("/v1/redemptions", Some(token), json!({ "product_id": product, "quantity": 1 })).await;
+        let placed = res.status() == StatusCode::CREATED;
+        placed.then_some(body(res).await["id"].as_str()?.to_owned())
+    }
+
     /// Redeems one unit; returns the status and the problem `code`, if any.
     pub async fn redeem_one(&self, token: &str, product: &str) -> (StatusCode, Option<String>) {
         let res =

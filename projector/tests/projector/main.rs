@@ -4,6 +4,7 @@ mod auditing;
 mod cache;
 mod exactly_once;
 mod faults;
+mod order;
 mod rebuild;
 mod standby;
 mod support;

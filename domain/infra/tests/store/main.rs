@@ -13,6 +13,8 @@ use rand::Rng;
 use serde_json::json;
 use uuid::Uuid;
 
+mod order;
+
 async fn setup() -> (TestDb, Pool) {
     let test_db = TestDb::new().await.expect("test database");
     let pool = db::pool(&test_db.url, 40).expect("pool");
