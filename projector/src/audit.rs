@@ -41,35 +41,11 @@ pub async fn export(client: &Client, from: i64, out: &mut impl Write) -> anyhow:
     Ok(written)
 }
 
-/// What `audit history` selects.
-#[derive(Debug, Default, Clone)]
-pub struct HistoryFilter {
-    pub stream: Option<String>,
-    /// Events about the user (their account, purchases, redemptions, interactions)
-    /// and events the user caused.
-    pub user: Option<uuid::Uuid>,
-    pub from: Option<chrono::DateTime<chrono::Utc>>,
-    pub to: Option<chrono::DateTime<chrono::Utc>>,
-    pub event_type: Option<String>,
-}
+pub use store::HistoryFilter;
 
 /// The matching events in global order.
 pub async fn history(client: &Client, f: &HistoryFilter) -> anyhow::Result<Vec<store::RecordedEvent>> {
-    let user = f.user.map(|u| u.to_string());
-    let rows = client
-        .query(
-            "SELECT position, tx_id::text AS tx_id_text, stream_id, version, event_id, event_type, schema_version, \
-                    data, metadata, recorded_at, hash FROM es.events \
-             WHERE ($1::text IS NULL OR stream_id = $1) \
-               AND ($2::text IS NULL OR data->>'user_id' = $2 OR metadata->'actor'->>'user_id' = $2) \
-               AND ($3::timestamptz IS NULL OR recorded_at >= $3) \
-               AND ($4::timestamptz IS NULL OR recorded_at <= $4) \
-               AND ($5::text IS NULL OR event_type = $5) \
-             ORDER BY position",
-            &[&f.stream, &user, &f.from, &f.to, &f.event_type],
-        )
-        .await?;
-    Ok(rows.iter().map(store::recorded).collect())
+    Ok(store::history(client, f).await?)
 }
 
 /// Prints events with who, when and why.

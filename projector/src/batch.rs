@@ -2,10 +2,11 @@
 //! global order, apply them and move the checkpoint, all in one transaction.
 
 use chrono::{DateTime, Utc};
+use infra::read_model;
 use infra::store::{self, Checkpoint, StoreError};
 use tokio_postgres::{Client, GenericClient};
 
-use crate::projections::{Changes, ProjectError, Projection};
+use crate::projections::{self, Changes, ProjectError, Projection};
 
 /// What a committed batch did.
 #[derive(Debug)]
@@ -32,7 +33,7 @@ impl From<StoreError> for ProjectError {
 /// than `FOR UPDATE` on the checkpoint row, because a row lock would give the batch a
 /// transaction id before it reads, and the safe read stops below the reader's own id.
 pub async fn lock_batch(client: &impl GenericClient, projection: Projection) -> Result<(), ProjectError> {
-    client.execute("SELECT pg_advisory_xact_lock($1)", &[&(projection.lock_key() + 0x100)]).await?;
+    client.execute("SELECT pg_advisory_xact_lock($1)", &[&projection.batch_lock()]).await?;
     Ok(())
 }
 
@@ -41,13 +42,7 @@ pub async fn checkpoint(
     client: &impl GenericClient,
     projection: Projection,
 ) -> Result<(Checkpoint, i64), ProjectError> {
-    let row = client
-        .query_one(
-            "SELECT tx_id, position, generation FROM read.checkpoints WHERE projection = $1",
-            &[&projection.name()],
-        )
-        .await?;
-    Ok((Checkpoint { tx_id: row.get::<_, i64>(0) as u64, position: row.get(1) }, row.get(2)))
+    Ok(read_model::checkpoint(client, projection).await?)
 }
 
 /// Applies the next batch of at most `limit` events; `None` when there was nothing new.
@@ -65,7 +60,7 @@ pub async fn step(
         return Ok(None);
     };
     let (last, last_event_at) = (Checkpoint::of(last), last.recorded_at);
-    let changes = projection.apply(&tx, &events).await?;
+    let changes = projections::apply(projection, &tx, &events).await?;
     for e in &events {
         // The request that caused the event, for tracing it from HTTP to read model.
         tracing::debug!(
@@ -77,12 +72,7 @@ pub async fn step(
             "applied"
         );
     }
-    tx.execute(
-        "UPDATE read.checkpoints SET tx_id = $2, position = $3, events_applied = events_applied + $4, \
-           last_event_at = $5, updated_at = now() WHERE projection = $1",
-        &[&projection.name(), &(last.tx_id as i64), &last.position, &(events.len() as i64), &last_event_at],
-    )
-    .await?;
+    read_model::advance(&tx, projection, last, events.len() as i64, last_event_at).await?;
     tx.commit().await?;
     Ok(Some(Batch { events: events.len(), last, last_event_at, generation, changes }))
 }

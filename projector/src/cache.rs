@@ -16,11 +16,9 @@ use deadpool_postgres::Pool;
 use fred::prelude::{Client, KeysInterface};
 use futures_util::{pin_mut, TryStreamExt};
 use infra::cache;
+use infra::read_model::{balance_key, product_key, CATALOG_VERSION_KEY};
 use infra::store::Checkpoint;
-use infra::views::{
-    balance_from_row, balance_key, cache_checkpoint_key, product_key, ProductDoc, CATALOG_VERSION_KEY,
-    PRODUCT_COLUMNS,
-};
+use infra::views::{balance_from_row, ProductDoc, PRODUCT_COLUMNS};
 use tokio::sync::mpsc;
 
 use crate::batch;
@@ -105,7 +103,7 @@ async fn write(projection: Projection, redis: &Client, update: &Update) -> anyho
     for doc in &update.changes.products {
         entries.push((product_key(doc.id), serde_json::to_string(doc)?));
     }
-    entries.push((cache_checkpoint_key(projection.name()), update.last.token()));
+    entries.push((projection.cache_checkpoint_key(), update.last.token()));
     let _: () = redis.mset(entries).await?;
     if update.changes.catalog_changed {
         let _: i64 = redis.incr(CATALOG_VERSION_KEY).await?;
@@ -118,7 +116,7 @@ async fn write(projection: Projection, redis: &Client, update: &Update) -> anyho
 /// so readers never trust a half-repaired cache.
 async fn repair(projection: Projection, redis: &Client, pool: &Pool) -> anyhow::Result<u64> {
     let redis = cache::fail_fast(redis);
-    let key = cache_checkpoint_key(projection.name());
+    let key = projection.cache_checkpoint_key();
     let _: i64 = redis.del(&key).await?;
     let client = pool.get().await?;
     let (checkpoint, _) = batch::checkpoint(&**client, projection).await?;

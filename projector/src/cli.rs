@@ -35,7 +35,8 @@ pub enum Command {
     /// Replay every event into fresh tables beside the live ones and swap them in;
     /// the query API keeps answering throughout. All projections unless one is named.
     Rebuild {
-        #[arg(long, value_enum)]
+        /// accounts, catalog, orders or insights.
+        #[arg(long, value_parser = parse_projection)]
         projection: Option<Projection>,
     },
     /// Per projection: checkpoint, head of the store, lag in events and seconds.
@@ -88,4 +89,11 @@ pub enum AuditCommand {
         #[arg(long, default_value_t = 0)]
         from: i64,
     },
+}
+
+fn parse_projection(name: &str) -> Result<Projection, String> {
+    Projection::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = Projection::ALL.iter().map(|p| p.name()).collect();
+        format!("expected one of {}", names.join(", "))
+    })
 }

@@ -14,8 +14,10 @@ use infra::store::{self, Checkpoint, RecordedEvent};
 use serde::Serialize;
 use tokio_postgres::{Client, GenericClient, NoTls, Transaction};
 
+use infra::read_model;
+
 use crate::batch;
-use crate::projections::Projection;
+use crate::projections::{self, Projection};
 
 /// Events per transaction while replaying.
 const BATCH: i64 = 5000;
@@ -34,7 +36,7 @@ pub async fn rebuild(url: &str, projection: Projection, progress: bool) -> anyho
     let (mut client, conn) = tokio_postgres::connect(url, NoTls).await?;
     tokio::spawn(conn);
     // Two rebuilds of one projection would drop each other's staging tables.
-    let key = projection.lock_key() + 0x200;
+    let key = projection.rebuild_lock();
     if !client.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).await?.get::<_, bool>(0) {
         anyhow::bail!("a rebuild of {projection} is already running");
     }
@@ -96,7 +98,7 @@ async fn progress_bar(client: &Client, projection: Projection, show: bool) -> an
     if !show {
         return Ok(ProgressBar::hidden());
     }
-    let total: i64 = client.query_one("SELECT count(*) FROM es.events", &[]).await?.get(0);
+    let total = store::event_count(client).await?;
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
         ProgressStyle::with_template(
@@ -118,7 +120,7 @@ async fn replay(
     let events: Vec<RecordedEvent> = store::read_all(tx, *checkpoint, limit).await?;
     let Some(last) = events.last() else { return Ok(0) };
     *checkpoint = Checkpoint::of(last);
-    projection.apply(tx, &events).await?;
+    projections::apply(projection, tx, &events).await?;
     Ok(events.len() as u64)
 }
 
@@ -135,12 +137,7 @@ async fn swap(
     }
     sql.push_str(&format!("DROP SCHEMA {staging}; SET search_path = read;"));
     tx.batch_execute(&sql).await?;
-    tx.execute(
-        "UPDATE read.checkpoints SET tx_id = $2, position = $3, events_applied = $4, generation = generation + 1, \
-           last_event_at = (SELECT recorded_at FROM es.events WHERE position = $3), updated_at = now() \
-         WHERE projection = $1",
-        &[&projection.name(), &(checkpoint.tx_id as i64), &checkpoint.position, &(events as i64)],
-    )
-    .await?;
+    let last_event_at = store::recorded_at(tx, checkpoint.position).await?;
+    read_model::replace_after_rebuild(tx, projection, checkpoint, events as i64, last_event_at).await?;
     Ok(())
 }

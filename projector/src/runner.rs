@@ -213,7 +213,7 @@ async fn acquire(projection: Projection, ctx: &Context) -> anyhow::Result<Option
         .await?;
     let mut announced = false;
     loop {
-        let row = client.query_one("SELECT pg_try_advisory_lock($1)", &[&projection.lock_key()]).await?;
+        let row = client.query_one("SELECT pg_try_advisory_lock($1)", &[&projection.leader_lock()]).await?;
         if row.get::<_, bool>(0) {
             return Ok(Some(client));
         }

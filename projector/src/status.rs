@@ -1,7 +1,8 @@
 //! `projector status`: per projection, its checkpoint, the store's head and the lag.
 
 use chrono::{DateTime, Utc};
-use infra::store::{self, Checkpoint};
+use infra::read_model;
+use infra::store;
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
@@ -23,30 +24,24 @@ pub struct ProjectionStatus {
 
 pub async fn status(client: &impl GenericClient) -> anyhow::Result<Vec<ProjectionStatus>> {
     let head = store::safe_head(client).await?.token();
-    let rows = client
-        .query(
-            "SELECT c.projection, c.tx_id, c.position, c.events_applied, c.generation, c.updated_at, \
-                    pending.n, COALESCE(EXTRACT(EPOCH FROM now() - pending.oldest)::float8, 0) \
-             FROM read.checkpoints c, LATERAL ( \
-                 SELECT count(*) AS n, min(e.recorded_at) AS oldest FROM es.events e \
-                 WHERE (e.tx_id, e.position) > (c.tx_id::text::xid8, c.position)) pending \
-             ORDER BY c.projection",
-            &[],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| ProjectionStatus {
-            projection: r.get(0),
-            checkpoint: Checkpoint { tx_id: r.get::<_, i64>(1) as u64, position: r.get(2) }.token(),
+    let now = Utc::now();
+    let mut statuses = Vec::new();
+    for c in read_model::all_checkpoints(client).await? {
+        let (lag_events, oldest) = store::backlog(client, c.checkpoint).await?;
+        statuses.push(ProjectionStatus {
+            projection: c.projection.name().to_owned(),
+            checkpoint: c.checkpoint.token(),
             head: head.clone(),
-            events_applied: r.get(3),
-            generation: r.get(4),
-            updated_at: r.get(5),
-            lag_events: r.get(6),
-            lag_seconds: r.get::<_, f64>(7).max(0.0),
-        })
-        .collect())
+            events_applied: c.events_applied,
+            generation: c.generation,
+            updated_at: c.updated_at,
+            lag_events,
+            lag_seconds: oldest
+                .map_or(0.0, |t| (now - t).num_microseconds().unwrap_or(0) as f64 / 1e6)
+                .max(0.0),
+        });
+    }
+    Ok(statuses)
 }
 
 /// Prints `statuses` as a table, or as JSON with `--json`.

@@ -12,8 +12,8 @@ use actix_web::HttpRequest;
 use fred::prelude::KeysInterface;
 use infra::cache;
 use infra::http::error::ApiError;
+use infra::read_model::{self, Projection};
 use infra::store::Checkpoint;
-use infra::views::cache_checkpoint_key;
 use serde::de::DeserializeOwned;
 
 use crate::state::AppState;
@@ -26,25 +26,20 @@ const POLL: Duration = Duration::from_millis(5);
 pub struct Fresh(pub Option<Checkpoint>);
 
 /// Waits until `projections` have applied the request's `X-Tally-Min-Position`.
-pub async fn wait_for(state: &AppState, req: &HttpRequest, projections: &[&str]) -> Result<Fresh, ApiError> {
+pub async fn wait_for(
+    state: &AppState,
+    req: &HttpRequest,
+    projections: &[Projection],
+) -> Result<Fresh, ApiError> {
     let Some(raw) = req.headers().get(MIN_POSITION_HEADER) else { return Ok(Fresh(None)) };
     let token = raw.to_str().ok().and_then(Checkpoint::parse_token).ok_or_else(|| {
         ApiError::Malformed(format!("{MIN_POSITION_HEADER} must be a position token from a command"))
     })?;
     let deadline = tokio::time::Instant::now() + state.config.min_position_wait;
-    let names: Vec<&str> = projections.to_vec();
     loop {
         // A pooled connection per look, so waiting requests do not hold the pool.
-        let rows = state
-            .pool
-            .get()
-            .await?
-            .query("SELECT tx_id, position FROM read.checkpoints WHERE projection = ANY($1)", &[&names])
-            .await?;
-        let reached = rows.len() == names.len()
-            && rows
-                .iter()
-                .all(|r| Checkpoint { tx_id: r.get::<_, i64>(0) as u64, position: r.get(1) } >= token);
+        let checkpoints = read_model::checkpoints(&**state.pool.get().await?, projections).await?;
+        let reached = checkpoints.len() == projections.len() && checkpoints.iter().all(|c| *c >= token);
         if reached {
             return Ok(Fresh(Some(token)));
         }
@@ -63,7 +58,7 @@ pub async fn wait_for(state: &AppState, req: &HttpRequest, projections: &[&str])
 pub async fn cached<T: DeserializeOwned>(
     state: &AppState,
     fresh: Fresh,
-    projection: &str,
+    projection: Projection,
     key: &str,
 ) -> Option<T> {
     let redis = cache::fail_fast(&state.redis);
@@ -72,7 +67,7 @@ pub async fn cached<T: DeserializeOwned>(
         None => redis.get(key).await,
         // The projection's cache checkpoint and the document in one round trip.
         Some(token) => redis
-            .mget::<Vec<Option<String>>, _>(vec![cache_checkpoint_key(projection), key.to_owned()])
+            .mget::<Vec<Option<String>>, _>(vec![projection.cache_checkpoint_key(), key.to_owned()])
             .await
             .map(|values| {
                 let mut values = values.into_iter();

@@ -6,9 +6,9 @@ use serde::Serialize;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::store::StoreError;
+use crate::store::{self, StoreError};
 use domain::account::{Account, AccountEvent};
-use domain::{Aggregate, DomainEvent};
+use domain::{Aggregate, DomainEvent, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BalanceAsOf {
@@ -30,19 +30,14 @@ pub async fn balance_as_of(
     user_id: Uuid,
     as_of: DateTime<Utc>,
 ) -> Result<Option<BalanceAsOf>, StoreError> {
-    let rows = client
-        .query(
-            "SELECT event_type, data FROM es.events WHERE stream_id = $1 AND recorded_at <= $2 ORDER BY version",
-            &[&format!("account-{user_id}"), &as_of],
-        )
-        .await?;
+    let rows = store::read_stream_until(client, &UserId(user_id).stream(), as_of).await?;
     if rows.is_empty() {
         return Ok(None);
     }
     let mut account = Account::default();
     let (mut earned, mut spent) = (0, 0);
     for row in &rows {
-        let event = AccountEvent::decode(row.get(0), &row.get(1)).map_err(|e| StoreError::Codec(e.source))?;
+        let event = AccountEvent::decode(&row.event_type, &row.data)?;
         let (e, s) = event.lifetime();
         (earned, spent) = (earned + e, spent + s);
         account.apply(&event);

@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod history;
 pub mod http;
+pub mod read_model;
 pub mod store;
 pub mod telemetry;
 #[cfg(feature = "testkit")]

@@ -1,6 +1,6 @@
-//! The read-model documents the projector writes and the query API serves, their Redis
-//! keys, and how to load each from its Postgres table (the source the cache is
-//! rebuilt from and the fallback when Redis is down).
+//! The read-model documents the projector writes and the query API serves, and how to
+//! load each from its Postgres table (the source the cache is rebuilt from and the
+//! fallback when Redis is down). Their Redis keys are in [`crate::read_model`].
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -8,24 +8,6 @@ use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use domain::account::Lot;
-
-/// Redis key of the catalog version: bumped after every catalog change, and part of
-/// every cached search key, so one bump invalidates all cached searches.
-pub const CATALOG_VERSION_KEY: &str = "tally:catalog:version";
-
-pub fn balance_key(user_id: Uuid) -> String {
-    format!("tally:balance:{user_id}")
-}
-
-pub fn product_key(id: Uuid) -> String {
-    format!("tally:product:{id}")
-}
-
-/// The checkpoint token up to which a projection's Redis entries are written. Readers
-/// that must see a position use the cache only once this has passed it.
-pub fn cache_checkpoint_key(projection: &str) -> String {
-    format!("tally:checkpoint:{projection}")
-}
 
 /// An account as the `accounts` projection keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

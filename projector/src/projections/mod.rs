@@ -26,13 +26,7 @@ use serde::Serialize;
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
-pub enum Projection {
-    Accounts,
-    Catalog,
-    Orders,
-    Insights,
-}
+pub use infra::read_model::Projection;
 
 /// What a batch changed that the Redis cache mirrors; written after the commit.
 #[derive(Debug, Default)]
@@ -55,56 +49,18 @@ pub enum ProjectError {
     Store(String),
 }
 
-impl Projection {
-    pub const ALL: [Projection; 4] =
-        [Projection::Accounts, Projection::Catalog, Projection::Orders, Projection::Insights];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Projection::Accounts => "accounts",
-            Projection::Catalog => "catalog",
-            Projection::Orders => "orders",
-            Projection::Insights => "insights",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.name() == name)
-    }
-
-    /// The tables this projection owns, in creation order.
-    pub fn tables(self) -> &'static [&'static str] {
-        match self {
-            Projection::Accounts => &["balances", "ledger"],
-            Projection::Catalog => &["categories", "products", "packages"],
-            Projection::Orders => &["purchases", "redemptions"],
-            Projection::Insights => &["product_categories", "category_affinity", "product_popularity"],
-        }
-    }
-
-    /// The session advisory lock that makes one instance the active one.
-    pub fn lock_key(self) -> i64 {
-        0x7a11_7000 + self as i64
-    }
-
-    /// Applies `events` (a batch in the safe global order) inside `tx`.
-    pub async fn apply(
-        self,
-        tx: &Transaction<'_>,
-        events: &[RecordedEvent],
-    ) -> Result<Changes, ProjectError> {
-        match self {
-            Projection::Accounts => accounts::apply(tx, events).await,
-            Projection::Catalog => catalog::apply(tx, events).await,
-            Projection::Orders => orders::apply(tx, events).await,
-            Projection::Insights => insights::apply(tx, events).await,
-        }
-    }
-}
-
-impl std::fmt::Display for Projection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+/// Applies `events` (a batch in the safe global order) to `projection`'s tables
+/// inside `tx`.
+pub async fn apply(
+    projection: Projection,
+    tx: &Transaction<'_>,
+    events: &[RecordedEvent],
+) -> Result<Changes, ProjectError> {
+    match projection {
+        Projection::Accounts => accounts::apply(tx, events).await,
+        Projection::Catalog => catalog::apply(tx, events).await,
+        Projection::Orders => orders::apply(tx, events).await,
+        Projection::Insights => insights::apply(tx, events).await,
     }
 }
 

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use command_api::testkit::spawn_app;
 use fred::prelude::{Client as Redis, KeysInterface};
+use infra::read_model;
 use infra::testkit::TestRedis;
 use infra::views::{self, BalanceDoc, ProductDoc};
 use projector::runner;
@@ -21,7 +22,7 @@ async fn cache_drift(redis: &Redis, db_url: &str) -> Option<String> {
     let client = connect(db_url).await;
     for row in client.query("SELECT * FROM read.balances", &[]).await.expect("balances") {
         let want = views::balance_from_row(&row);
-        let got: Option<String> = redis.get(views::balance_key(want.user_id)).await.ok()?;
+        let got: Option<String> = redis.get(read_model::balance_key(want.user_id)).await.ok()?;
         let got: Option<BalanceDoc> = got.and_then(|s| serde_json::from_str(&s).ok());
         if got.as_ref() != Some(&want) {
             return Some(format!("balance {}: cached {got:?}, Postgres {want:?}", want.user_id));
@@ -30,13 +31,13 @@ async fn cache_drift(redis: &Redis, db_url: &str) -> Option<String> {
     let sql = format!("SELECT {} FROM read.products", views::PRODUCT_COLUMNS);
     for row in client.query(&sql, &[]).await.expect("products") {
         let want = ProductDoc::from_row(&row);
-        let got: Option<String> = redis.get(views::product_key(want.id)).await.ok()?;
+        let got: Option<String> = redis.get(read_model::product_key(want.id)).await.ok()?;
         let got: Option<ProductDoc> = got.and_then(|s| serde_json::from_str(&s).ok());
         if got.as_ref() != Some(&want) {
             return Some(format!("product {}: cached {got:?}, Postgres {want:?}", want.id));
         }
     }
-    let version: Option<i64> = redis.get(views::CATALOG_VERSION_KEY).await.ok()?;
+    let version: Option<i64> = redis.get(read_model::CATALOG_VERSION_KEY).await.ok()?;
     version.is_none().then(|| "no catalog version".to_owned())
 }
 

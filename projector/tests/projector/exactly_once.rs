@@ -53,7 +53,7 @@ async fn a_batch_that_dies_before_commit_leaves_no_trace() {
         let (after, _) = batch::checkpoint(&tx, p).await.expect("checkpoint");
         let events = store::read_all(&tx, after, 10_000).await.expect("read");
         assert!(!events.is_empty());
-        p.apply(&tx, &events).await.expect("apply");
+        projector::projections::apply(p, &tx, &events).await.expect("apply");
         drop(tx);
     }
     let empty = dump(&client).await;

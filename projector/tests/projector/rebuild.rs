@@ -66,7 +66,7 @@ async fn a_second_rebuild_of_the_same_projection_is_refused() {
     let app = spawn_app().await;
     app.random_workload(5, 20).await;
     let holder = connect(&app.db.url).await;
-    let key = Projection::Accounts.lock_key() + 0x200;
+    let key = Projection::Accounts.rebuild_lock();
     holder.execute("SELECT pg_advisory_lock($1)", &[&key]).await.expect("hold the rebuild lock");
     let err =
         projector::rebuild::rebuild(&app.db.url, Projection::Accounts, false).await.expect_err("refused");

@@ -160,7 +160,7 @@ fn cache_key(balance: &BalanceDoc, spendable: i64, candidates: &[Candidate], lim
     for c in candidates {
         h.update(format!("|{}:{}:{}:{}", c.doc.id, c.doc.point_cost, c.affinity, c.popularity));
     }
-    format!("tally:reco:{}:{}", balance.user_id, hex::encode(&h.finalize()[..16]))
+    infra::read_model::reco_key(balance.user_id, &hex::encode(&h.finalize()[..16]))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use infra::http::error::ApiError;
 use infra::http::extract::Caller;
+use infra::read_model::{self, Projection};
 use infra::views::{self, BalanceDoc};
 use serde::Serialize;
 use uuid::Uuid;
@@ -26,7 +27,7 @@ pub async fn my_balance(
     req: HttpRequest,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let fresh = fresh::wait_for(&state, &req, &["accounts"]).await?;
+    let fresh = fresh::wait_for(&state, &req, &[Projection::Accounts]).await?;
     Ok(HttpResponse::Ok().json(balance_of(&state, fresh, caller.0.sub).await?))
 }
 
@@ -38,13 +39,14 @@ pub async fn balance(
 ) -> Result<HttpResponse, ApiError> {
     let user = user_in_path(&path)?;
     owner_or_staff(&caller, user)?;
-    let fresh = fresh::wait_for(&state, &req, &["accounts"]).await?;
+    let fresh = fresh::wait_for(&state, &req, &[Projection::Accounts]).await?;
     Ok(HttpResponse::Ok().json(balance_of(&state, fresh, user).await?))
 }
 
 /// The balance document: Redis first, Postgres when Redis misses or is behind.
 pub async fn balance_doc(state: &AppState, fresh: Fresh, user: Uuid) -> Result<BalanceDoc, ApiError> {
-    if let Some(doc) = fresh::cached::<BalanceDoc>(state, fresh, "accounts", &views::balance_key(user)).await
+    if let Some(doc) =
+        fresh::cached::<BalanceDoc>(state, fresh, Projection::Accounts, &read_model::balance_key(user)).await
     {
         return Ok(doc);
     }
@@ -85,7 +87,7 @@ pub async fn ledger(
     owner_or_staff(&caller, user)?;
     let limit = params.limit()?;
     let before = params.cursor(|c| c.parse::<i64>().ok())?.unwrap_or(i64::MAX);
-    fresh::wait_for(&state, &req, &["accounts"]).await?;
+    fresh::wait_for(&state, &req, &[Projection::Accounts]).await?;
     let client = state.pool.get().await?;
     let rows = client
         .query(

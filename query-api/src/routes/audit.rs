@@ -56,14 +56,9 @@ pub async fn events(
         None | Some("") | Some("0") => Checkpoint::default(),
         Some(raw) => match (Checkpoint::parse_token(raw), raw.parse::<i64>()) {
             (Some(c), _) => c,
-            (None, Ok(position)) => {
-                let row = client
-                    .query_opt("SELECT tx_id::text FROM es.events WHERE position = $1", &[&position])
-                    .await?
-                    .ok_or_else(|| ApiError::NotFound(format!("no event at position {position}")))?;
-                let tx: &str = row.get(0);
-                Checkpoint { tx_id: tx.parse().unwrap_or_default(), position }
-            }
+            (None, Ok(position)) => store::checkpoint_at(&**client, position)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("no event at position {position}")))?,
             _ => return Err(ApiError::Validation("after must be a position or a `next` token".into())),
         },
     };

@@ -12,7 +12,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use fred::prelude::{Expiration, KeysInterface};
 use infra::cache;
 use infra::http::error::ApiError;
-use infra::views::{self, ProductDoc, CATALOG_VERSION_KEY, PRODUCT_COLUMNS};
+use infra::read_model::{self, Projection};
+use infra::views::{self, ProductDoc, PRODUCT_COLUMNS};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -34,7 +35,7 @@ struct Category {
 }
 
 pub async fn categories(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    fresh::wait_for(&state, &req, &["catalog"]).await?;
+    fresh::wait_for(&state, &req, &[Projection::Catalog]).await?;
     let client = state.pool.get().await?;
     let rows = client
         .query(
@@ -104,7 +105,7 @@ pub async fn products(
         None => 0,
         Some(c) => c.parse::<usize>().map_err(|_| ApiError::Validation("cursor is not valid".into()))?,
     };
-    let fresh = fresh::wait_for(&state, &req, &["catalog"]).await?;
+    let fresh = fresh::wait_for(&state, &req, &[Projection::Catalog]).await?;
     let ids = search(&state, fresh, &filters).await?;
     let page: Vec<Uuid> = ids.iter().skip(offset).take(limit).copied().collect();
     let next_cursor = (offset + limit < ids.len()).then(|| (offset + limit).to_string());
@@ -119,9 +120,9 @@ async fn search(state: &AppState, fresh: Fresh, filters: &Filters) -> Result<Vec
     let key = match fresh.0 {
         // A request that must see a position skips the search cache.
         Some(_) => None,
-        None => redis.get::<Option<i64>, _>(CATALOG_VERSION_KEY).await.ok().flatten().map(|v| {
+        None => redis.get::<Option<i64>, _>(read_model::CATALOG_VERSION_KEY).await.ok().flatten().map(|v| {
             let digest = Sha256::digest(format!("{filters:?}").as_bytes());
-            format!("tally:search:{v}:{}", hex::encode(&digest[..16]))
+            read_model::search_key(&v.to_string(), &hex::encode(&digest[..16]))
         }),
     };
     if let Some(key) = &key {
@@ -165,7 +166,7 @@ async fn hydrate(state: &AppState, fresh: Fresh, ids: &[Uuid]) -> Result<Vec<Pro
     }
     let mut docs: HashMap<Uuid, ProductDoc> = HashMap::new();
     if fresh.0.is_none() {
-        let keys: Vec<String> = ids.iter().map(|id| views::product_key(*id)).collect();
+        let keys: Vec<String> = ids.iter().map(|id| read_model::product_key(*id)).collect();
         if let Ok(values) = cache::fail_fast(&state.redis).mget::<Vec<Option<String>>, _>(keys).await {
             for doc in
                 values.into_iter().flatten().filter_map(|v| serde_json::from_str::<ProductDoc>(&v).ok())
@@ -192,16 +193,19 @@ pub async fn product(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id_in_path(&path, "product")?;
-    let fresh = fresh::wait_for(&state, &req, &["catalog"]).await?;
-    let doc = match fresh::cached::<ProductDoc>(&state, fresh, "catalog", &views::product_key(id)).await {
-        Some(doc) => doc,
-        None => {
-            let client = state.pool.get().await?;
-            views::load_product(&**client, id)
-                .await?
-                .ok_or_else(|| ApiError::NotFound("no such product".into()))?
-        }
-    };
+    let fresh = fresh::wait_for(&state, &req, &[Projection::Catalog]).await?;
+    let doc =
+        match fresh::cached::<ProductDoc>(&state, fresh, Projection::Catalog, &read_model::product_key(id))
+            .await
+        {
+            Some(doc) => doc,
+            None => {
+                let client = state.pool.get().await?;
+                views::load_product(&**client, id)
+                    .await?
+                    .ok_or_else(|| ApiError::NotFound("no such product".into()))?
+            }
+        };
     with_etag(&req, &doc)
 }
 
@@ -218,7 +222,7 @@ struct Package {
 }
 
 pub async fn packages(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    fresh::wait_for(&state, &req, &["catalog"]).await?;
+    fresh::wait_for(&state, &req, &[Projection::Catalog]).await?;
     let client = state.pool.get().await?;
     let rows = client
         .query(

@@ -101,10 +101,10 @@ pub fn user_in_path(raw: &str) -> Result<Uuid, ApiError> {
 /// `404` unless the account exists in the event store (the source of truth, so a
 /// lagging projection cannot make a new account look unknown).
 pub async fn account_exists(client: &deadpool_postgres::Client, user: Uuid) -> Result<(), ApiError> {
-    let stream = format!("account-{user}");
-    match client.query_opt("SELECT 1 FROM es.streams WHERE stream_id = $1", &[&stream]).await? {
-        Some(_) => Ok(()),
-        None => Err(ApiError::NotFound("no such account".into())),
+    if infra::store::stream_exists(&***client, &domain::UserId(user).stream()).await? {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound("no such account".into()))
     }
 }
 

@@ -4,6 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use infra::http::error::ApiError;
 use infra::http::extract::Caller;
+use infra::read_model::Projection;
 use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -64,7 +65,7 @@ pub async fn purchase(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id_in_path(&path, "purchase")?;
-    fresh::wait_for(&state, &req, &["orders"]).await?;
+    fresh::wait_for(&state, &req, &[Projection::Orders]).await?;
     let client = state.pool.get().await?;
     let row = client
         .query_opt(
@@ -97,7 +98,7 @@ pub async fn redemption(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id_in_path(&path, "redemption")?;
-    fresh::wait_for(&state, &req, &["orders"]).await?;
+    fresh::wait_for(&state, &req, &[Projection::Orders]).await?;
     let client = state.pool.get().await?;
     let sql = format!("SELECT {REDEMPTION_COLUMNS} FROM read.redemptions WHERE id = $1");
     let row = client
@@ -120,7 +121,7 @@ pub async fn account_redemptions(
     owner_or_staff(&caller, user)?;
     let limit = params.limit()?;
     let (before_at, before_id) = params.cursor(parse_cursor)?.unzip();
-    fresh::wait_for(&state, &req, &["orders"]).await?;
+    fresh::wait_for(&state, &req, &[Projection::Orders]).await?;
     let client = state.pool.get().await?;
     let sql = format!(
         "SELECT {REDEMPTION_COLUMNS} FROM read.redemptions WHERE user_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid)) \

@@ -5,6 +5,7 @@ use chrono::Utc;
 use domain::Role;
 use infra::http::error::ApiError;
 use infra::http::extract::{Caller, Json};
+use infra::read_model::Projection;
 use serde::Deserialize;
 
 use super::accounts::balance_doc;
@@ -32,7 +33,9 @@ pub async fn recommend(
         Some(n) if (1..=MAX_LIMIT as i64).contains(&n) => n as usize,
         Some(_) => return Err(ApiError::Validation(format!("limit must be between 1 and {MAX_LIMIT}"))),
     };
-    let fresh = fresh::wait_for(&state, &req, &["accounts", "catalog", "insights"]).await?;
+    let fresh =
+        fresh::wait_for(&state, &req, &[Projection::Accounts, Projection::Catalog, Projection::Insights])
+            .await?;
     let balance = balance_doc(&state, fresh, caller.0.sub).await?;
     let spendable = balance.spendable(Utc::now());
     let client = state.pool.get().await?;

@@ -1,5 +1,6 @@
 //! Reads: one stream, and the safe global order.
 
+use chrono::{DateTime, Utc};
 use futures_util::{Stream, TryStreamExt};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
@@ -145,4 +146,86 @@ pub async fn read_streams_of(
     let params: [&(dyn ToSql + Sync); 3] = [&pattern, &upto.tx_id.to_string(), &upto.position];
     let rows = client.query_raw(&sql, params).await?;
     Ok(rows.map_ok(|r| recorded(&r)).map_err(StoreError::from))
+}
+
+/// How many events the store holds (a progress bar's total).
+pub async fn event_count(client: &impl GenericClient) -> Result<i64, StoreError> {
+    Ok(client.query_one("SELECT count(*) FROM es.events", &[]).await?.get(0))
+}
+
+/// The checkpoint of the event at a global position, if there is one.
+pub async fn checkpoint_at(
+    client: &impl GenericClient,
+    position: i64,
+) -> Result<Option<Checkpoint>, StoreError> {
+    let row = client.query_opt("SELECT tx_id::text FROM es.events WHERE position = $1", &[&position]).await?;
+    Ok(row.map(|r| Checkpoint { tx_id: parse_xid(r.get(0)), position }))
+}
+
+/// When the event at a global position was recorded.
+pub async fn recorded_at(
+    client: &impl GenericClient,
+    position: i64,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let row = client.query_opt("SELECT recorded_at FROM es.events WHERE position = $1", &[&position]).await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// The events a reader at `after` has still to read: how many, and when the oldest was
+/// recorded (`None` when there are none).
+pub async fn backlog(
+    client: &impl GenericClient,
+    after: Checkpoint,
+) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
+    let row = client
+        .query_one(
+            "SELECT count(*), min(recorded_at) FROM es.events WHERE (tx_id, position) > ($1::text::xid8, $2)",
+            &[&after.tx_id.to_string(), &after.position],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// One stream's events recorded up to `until`, in version order (an as-of fold).
+pub async fn read_stream_until(
+    client: &impl GenericClient,
+    stream_id: &str,
+    until: DateTime<Utc>,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM es.events WHERE stream_id = $1 AND recorded_at <= $2 ORDER BY version"
+    );
+    let rows = client.query(&sql, &[&stream_id, &until]).await?;
+    Ok(rows.iter().map(recorded).collect())
+}
+
+/// What an auditor's history selects; every field narrows it.
+#[derive(Debug, Default, Clone)]
+pub struct HistoryFilter {
+    pub stream: Option<String>,
+    /// Events about the user (their account, purchases, redemptions, interactions)
+    /// and events the user caused.
+    pub user: Option<uuid::Uuid>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub event_type: Option<String>,
+}
+
+/// The events that match `f`, in global position order.
+pub async fn history(
+    client: &impl GenericClient,
+    f: &HistoryFilter,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let user = f.user.map(|u| u.to_string());
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM es.events \
+         WHERE ($1::text IS NULL OR stream_id = $1) \
+           AND ($2::text IS NULL OR data->>'user_id' = $2 OR metadata->'actor'->>'user_id' = $2) \
+           AND ($3::timestamptz IS NULL OR recorded_at >= $3) \
+           AND ($4::timestamptz IS NULL OR recorded_at <= $4) \
+           AND ($5::text IS NULL OR event_type = $5) \
+         ORDER BY position"
+    );
+    let rows = client.query(&sql, &[&f.stream, &user, &f.from, &f.to, &f.event_type]).await?;
+    Ok(rows.iter().map(recorded).collect())
 }
