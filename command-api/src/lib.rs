@@ -2,12 +2,12 @@
 //! append to the event store.
 //!
 //! Layout: [`startup`] builds the app; [`routes`] holds one module per area of the HTTP
-//! surface; [`pipeline`] runs every command (idempotency, retries, append);
-//! [`extract`] parses bodies and bearer tokens; [`error`] renders problem+json.
+//! surface; [`pipeline`] runs every command in a unit of work (idempotency, retries,
+//! append). Body and token extraction and problem+json errors are shared with the
+//! query API in `infra::http`.
 
 pub mod pipeline;
 pub mod routes;
-pub use infra::http::{error, extract, request_id};
 pub mod startup;
 pub mod state;
 #[cfg(feature = "testkit")]

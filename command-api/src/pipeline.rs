@@ -19,9 +19,9 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::error::ApiError;
-use crate::request_id::RequestId;
 use crate::state::AppState;
+use infra::http::error::ApiError;
+use infra::http::request_id::RequestId;
 
 const MAX_ATTEMPTS: u32 = 8;
 pub const POSITION_HEADER: &str = "X-Tally-Position";
@@ -53,7 +53,7 @@ impl Context {
     pub fn for_caller(
         req: &HttpRequest,
         command: &'static str,
-        caller: &crate::extract::Caller,
+        caller: &infra::http::extract::Caller,
         role: Role,
     ) -> Self {
         Self::new(req, command, Some(caller.0.sub), caller.acting_role(role).as_str())

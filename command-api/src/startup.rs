@@ -14,10 +14,10 @@ use infra::http::metrics::{self, HttpMetrics};
 use infra::token::TokenKeys;
 use uuid::Uuid;
 
-use crate::extract::MAX_BODY_BYTES;
 use crate::pipeline::{self, Context};
 use crate::routes::{self, auth};
-use crate::state::{AppState, WebhookSecret};
+use crate::state::AppState;
+use infra::http::extract::MAX_BODY_BYTES;
 
 /// A bound, not yet running, command API.
 pub struct Application {
@@ -29,18 +29,19 @@ pub struct Application {
 impl Application {
     /// Checks the schema, creates the first admin if configured, and binds.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let pool = db::pool(&settings.database_url, settings.db_pool_size)?;
+        let pool = db::pool(settings.database_url.expose(), settings.db_pool_size)?;
         db::ensure_migrated(&pool).await?;
         let state = AppState {
             pool,
-            keys: TokenKeys::new(&settings.jwt_secret, Duration::hours(12)),
-            webhook_secret: WebhookSecret(settings.payment_webhook_secret.clone()),
+            keys: TokenKeys::new(settings.jwt_secret.expose(), Duration::hours(12)),
+            webhook_secret: settings.payment_webhook_secret.clone(),
         };
         if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
-            bootstrap_admin(&state, email, password).await?;
+            bootstrap_admin(&state, email, password.expose()).await?;
         }
-        let listener = TcpListener::bind(&settings.command_addr)
-            .with_context(|| format!("binding the command API to {}", settings.command_addr))?;
+        let listener = TcpListener::bind(&settings.command_addr).with_context(|| {
+            format!("cannot listen on {} (set TALLY_COMMAND_ADDR)", settings.command_addr)
+        })?;
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state.clone());
         let keys = web::Data::new(state.keys.clone());
@@ -58,7 +59,7 @@ impl Application {
                 .configure(routes::configure)
                 .wrap_fn(limits::limit_addr)
                 .wrap_fn(metrics::observe_requests)
-                .wrap_fn(crate::request_id::middleware)
+                .wrap_fn(infra::http::request_id::middleware)
         })
         .listen(listener)?
         .shutdown_timeout(30)
@@ -107,7 +108,7 @@ async fn bootstrap_admin(state: &AppState, email: &str, password: &str) -> anyho
     match pipeline::execute(state, ctx, None, &user).await {
         Ok(_) => tracing::info!(user_id = %user_id, "created the first admin"),
         // Another instance created it first.
-        Err(crate::error::ApiError::AlreadyExists(_)) => {}
+        Err(infra::http::error::ApiError::AlreadyExists(_)) => {}
         Err(e) => anyhow::bail!("creating the first admin: {e}"),
     }
     Ok(())

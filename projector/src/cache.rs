@@ -20,6 +20,7 @@ use infra::read_model::{balance_key, product_key, CATALOG_VERSION_KEY};
 use infra::store::Checkpoint;
 use infra::views::{balance_from_row, ProductDoc, PRODUCT_COLUMNS};
 use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
 
 use crate::batch;
 use crate::metrics::Metrics;
@@ -58,15 +59,25 @@ impl CacheHandle {
 
 /// Starts the cache task of `projection`, or returns `None` when it caches nothing.
 /// The cache starts dirty: whatever Redis holds is rewritten before the first update.
-pub fn spawn(projection: Projection, redis: Client, pool: Pool, metrics: Metrics) -> Option<CacheHandle> {
+/// The task ends when every handle is dropped.
+pub fn spawn(
+    tasks: &TaskTracker,
+    projection: Projection,
+    redis: Client,
+    pool: Pool,
+    metrics: Metrics,
+) -> Option<CacheHandle> {
     if !matches!(projection, Projection::Accounts | Projection::Catalog) {
         return None;
     }
     let (tx, mut rx) = mpsc::channel::<Update>(QUEUE);
     let dirty = Arc::new(AtomicBool::new(true));
     let flag = dirty.clone();
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         loop {
+            if rx.is_closed() && rx.is_empty() {
+                return;
+            }
             if flag.load(Ordering::SeqCst) {
                 while rx.try_recv().is_ok() {}
                 match repair(projection, &redis, &pool).await {

@@ -8,6 +8,7 @@ use deadpool_postgres::Pool;
 use fred::prelude::{Client as Redis, ClientLike};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::metrics::Metrics;
 use crate::projections::Projection;
@@ -75,8 +76,8 @@ async fn render_metrics(state: web::Data<State>) -> HttpResponse {
 }
 
 /// Refreshes the lag gauges every second.
-pub fn track_lag(pool: Pool, metrics: Metrics, shutdown: CancellationToken) {
-    tokio::spawn(async move {
+pub fn track_lag(tasks: &TaskTracker, pool: Pool, metrics: Metrics, shutdown: CancellationToken) {
+    tasks.spawn(async move {
         while !shutdown.is_cancelled() {
             if let Ok(client) = pool.get().await {
                 if let Ok(statuses) = status::status(&**client).await {

@@ -1,4 +1,4 @@
-//! The projector: tails the event store into the read models of design §6 and the
+//! The projector: tails the event store into the read models (see the README) and the
 //! Redis caches, and is the operator and auditor CLI.
 //!
 //! - [`projections`]: the four projections and how each applies a batch;

@@ -3,22 +3,28 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Parser;
 use infra::{cache, config::Settings, db, telemetry};
 use projector::cli::{AuditCommand, Cli, Command};
 use projector::projections::Projection;
 use projector::{http, metrics::Metrics, rebuild, runner, status};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<ExitCode> {
+async fn main() -> ExitCode {
     telemetry::init();
     let cli = Cli::parse();
+    telemetry::exit_code("projector", command(cli).await)
+}
+
+async fn command(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::from_env()?;
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&settings).await,
         Command::Migrate => {
-            let applied = db::migrate(&settings.database_url).await?;
+            let applied = db::migrate(settings.database_url.expose()).await?;
             if cli.json {
                 println!("{}", serde_json::json!({ "applied": applied }));
             } else if applied.is_empty() {
@@ -29,12 +35,12 @@ async fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Rebuild { projection } => {
-            db::ensure_migrated(&db::pool(&settings.database_url, 1)?).await?;
+            db::ensure_migrated(&db::pool(settings.database_url.expose(), 1)?).await?;
             let targets = projection.map_or_else(|| Projection::ALL.to_vec(), |p| vec![p]);
             let show_progress = !cli.json && std::io::stderr().is_terminal();
             let mut reports = Vec::new();
             for p in targets {
-                let r = rebuild::rebuild(&settings.database_url, p, show_progress).await?;
+                let r = rebuild::rebuild(settings.database_url.expose(), p, show_progress).await?;
                 if !cli.json {
                     println!(
                         "rebuild: {} — {} events in {:.2}s ({:.0} events/s), checkpoint {}",
@@ -49,14 +55,14 @@ async fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status => {
-            let pool = db::pool(&settings.database_url, 1)?;
+            let pool = db::pool(settings.database_url.expose(), 1)?;
             db::ensure_migrated(&pool).await?;
             status::print(&status::status(&**pool.get().await?).await?, cli.json);
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(audit) => {
             let (client, conn) =
-                tokio_postgres::connect(&settings.database_url, tokio_postgres::NoTls).await?;
+                tokio_postgres::connect(settings.database_url.expose(), tokio_postgres::NoTls).await?;
             tokio::spawn(conn);
             match audit {
                 AuditCommand::History { stream, user, from, to, event_type } => {
@@ -115,18 +121,22 @@ async fn main() -> anyhow::Result<ExitCode> {
 }
 
 async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
-    let pool = db::pool(&settings.database_url, 4)?;
+    let pool = db::pool(settings.database_url.expose(), 4)?;
     db::ensure_migrated(&pool).await?;
-    let redis = cache::connect(&settings.redis_url).await?;
+    let redis = cache::connect(settings.redis_url.expose()).await?;
     let metrics = Metrics::new();
     let shutdown = CancellationToken::new();
+    // The daemon's tasks; `runner::run` waits for all of them before it returns.
+    let tasks = TaskTracker::new();
 
-    let listener = std::net::TcpListener::bind(&settings.projector_addr)?;
+    let listener = std::net::TcpListener::bind(&settings.projector_addr).with_context(|| {
+        format!("cannot listen on {} (set TALLY_PROJECTOR_ADDR)", settings.projector_addr)
+    })?;
     tracing::info!(addr = %listener.local_addr()?, "projector health and metrics listening");
     let server = http::serve(listener, pool.clone(), redis.clone(), metrics.clone())?;
     let server_handle = server.handle();
     tokio::spawn(server);
-    http::track_lag(pool.clone(), metrics.clone(), shutdown.clone());
+    http::track_lag(&tasks, pool.clone(), metrics.clone(), shutdown.clone());
 
     let stop = shutdown.clone();
     tokio::spawn(async move {
@@ -135,11 +145,12 @@ async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         stop.cancel();
     });
     let ctx = runner::Context {
-        config: runner::RunConfig::new(&settings.database_url),
+        config: runner::RunConfig::new(settings.database_url.expose()),
         pool,
         redis,
         metrics,
         shutdown,
+        tasks,
     };
     runner::run(ctx).await?;
     server_handle.stop(true).await;

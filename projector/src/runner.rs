@@ -5,7 +5,8 @@
 //!
 //! The active worker applies batches until it catches up, then sleeps until a NOTIFY
 //! or the poll interval wakes it. Shutdown is checked between batches only, so the
-//! batch in hand always commits or rolls back whole.
+//! batch in hand always commits or rolls back whole. Every task the daemon starts is
+//! tracked, and [`run`] returns only once all of them have finished.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use infra::store::{self, Checkpoint};
 
@@ -57,6 +59,8 @@ pub struct Context {
     pub redis: Redis,
     pub metrics: Metrics,
     pub shutdown: CancellationToken,
+    /// Every task the daemon spawns, so shutdown can wait for them all.
+    pub tasks: TaskTracker,
 }
 
 /// Runs the daemon in the background of the current runtime, with a pool of its own
@@ -69,34 +73,33 @@ pub async fn spawn(database_url: &str, redis_url: &str) -> anyhow::Result<Cancel
         redis: infra::cache::connect(redis_url).await?,
         metrics: Metrics::new(),
         shutdown: shutdown.clone(),
+        tasks: TaskTracker::new(),
     };
     tokio::spawn(run(ctx));
     Ok(shutdown)
 }
 
-/// Runs every projection until `shutdown` is cancelled.
+/// Runs every projection until `shutdown` is cancelled, then waits for every task it
+/// started (workers, cache writers, the listener, the horizon, connections) to finish.
 pub async fn run(ctx: Context) -> anyhow::Result<()> {
-    let notified = listen(&ctx.config.database_url, ctx.shutdown.clone());
-    let wake = horizon(ctx.pool.clone(), notified, ctx.config.poll_interval, ctx.shutdown.clone());
-    let workers: Vec<_> = Projection::ALL
-        .into_iter()
-        .map(|p| {
-            let cache = cache::spawn(p, ctx.redis.clone(), ctx.pool.clone(), ctx.metrics.clone());
-            tokio::spawn(work(p, ctx.clone(), cache, wake.clone()))
-        })
-        .collect();
-    for w in workers {
-        w.await?;
+    let notified = listen(&ctx.tasks, &ctx.config.database_url, ctx.shutdown.clone());
+    let wake =
+        horizon(&ctx.tasks, ctx.pool.clone(), notified, ctx.config.poll_interval, ctx.shutdown.clone());
+    for p in Projection::ALL {
+        let cache = cache::spawn(&ctx.tasks, p, ctx.redis.clone(), ctx.pool.clone(), ctx.metrics.clone());
+        ctx.tasks.spawn(work(p, ctx.clone(), cache, wake.clone()));
     }
+    ctx.tasks.close();
+    ctx.tasks.wait().await;
     Ok(())
 }
 
 /// A wake-up counter bumped by every `tally_events` notification. A watch channel
 /// remembers a bump that arrives while the worker is busy, so none is lost.
-fn listen(url: &str, shutdown: CancellationToken) -> watch::Receiver<u64> {
+fn listen(tasks: &TaskTracker, url: &str, shutdown: CancellationToken) -> watch::Receiver<u64> {
     let (tx, rx) = watch::channel(0u64);
     let url = url.to_owned();
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         while !shutdown.is_cancelled() {
             if let Err(e) = listen_once(&url, &tx, &shutdown).await {
                 tracing::warn!(error = %e, "event notifications lost; reconnecting (polling continues)");
@@ -115,13 +118,14 @@ fn listen(url: &str, shutdown: CancellationToken) -> watch::Receiver<u64> {
 /// own, when an older transaction ends. One cheap query here spares the workers from
 /// polling with empty batch transactions.
 fn horizon(
+    tasks: &TaskTracker,
     pool: deadpool_postgres::Pool,
     mut notified: watch::Receiver<u64>,
     idle_poll: Duration,
     shutdown: CancellationToken,
 ) -> watch::Receiver<Checkpoint> {
     let (tx, rx) = watch::channel(Checkpoint::default());
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let mut moved_at = Instant::now();
         while !shutdown.is_cancelled() {
             notified.borrow_and_update();
@@ -201,7 +205,7 @@ async fn work(
 /// Connects and waits as a standby until this instance holds the projection's lock.
 async fn acquire(projection: Projection, ctx: &Context) -> anyhow::Result<Option<Client>> {
     let (client, conn) = tokio_postgres::connect(&ctx.config.database_url, NoTls).await?;
-    tokio::spawn(async move {
+    ctx.tasks.spawn(async move {
         if let Err(e) = conn.await {
             tracing::warn!(error = %e, "projector connection closed");
         }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use infra::config::Secret;
 
 /// Which LLM API a recommendation provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,25 +14,13 @@ pub enum ProviderKind {
     OpenAi,
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ProviderConfig {
     pub kind: ProviderKind,
     pub base_url: String,
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     pub model: String,
     pub timeout: Duration,
-}
-
-impl std::fmt::Debug for ProviderConfig {
-    // The API key never reaches a log line.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProviderConfig")
-            .field("kind", &self.kind)
-            .field("base_url", &self.base_url)
-            .field("model", &self.model)
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -73,7 +62,7 @@ impl QueryConfig {
                 Some(ProviderConfig {
                     kind,
                     base_url: var("RECO_BASE_URL").unwrap_or_else(|| default_url.into()),
-                    api_key: var("RECO_API_KEY").filter(|k| !k.is_empty()),
+                    api_key: var("RECO_API_KEY").filter(|k| !k.is_empty()).map(Secret::new),
                     model: var("RECO_MODEL").unwrap_or_else(|| default_model.into()),
                     timeout: millis("RECO_TIMEOUT_MS", 2000)?,
                 })

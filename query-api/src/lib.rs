@@ -1,4 +1,4 @@
-//! The query API (design §7): balances, ledger, catalog and search, orders,
+//! The query API (the README's "Query API" section): balances, ledger, catalog and search, orders,
 //! recommendations and audit reads, from Redis when it can and from the `read` schema
 //! when it must.
 //!

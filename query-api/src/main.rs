@@ -1,14 +1,22 @@
 //! `query-api`: reads settings from the environment and serves.
 
+use std::process::ExitCode;
+
+use anyhow::Context;
 use infra::{config::Settings, telemetry};
 use query_api::config::QueryConfig;
 use query_api::Application;
 
 #[actix_web::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     telemetry::init();
+    telemetry::exit_code("query-api", serve().await)
+}
+
+async fn serve() -> anyhow::Result<ExitCode> {
     let settings = Settings::from_env()?;
     let app = Application::build(&settings, QueryConfig::from_env()?).await?;
     tracing::info!(addr = %settings.query_addr, "query API listening");
-    Ok(app.run().await?)
+    app.run().await.context("serving the query API")?;
+    Ok(ExitCode::SUCCESS)
 }

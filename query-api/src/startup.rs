@@ -27,16 +27,16 @@ pub struct Application {
 impl Application {
     /// Checks the schema, connects, and binds.
     pub async fn build(settings: &Settings, config: QueryConfig) -> anyhow::Result<Self> {
-        let pool = db::pool(&settings.database_url, settings.db_pool_size)?;
+        let pool = db::pool(settings.database_url.expose(), settings.db_pool_size)?;
         db::ensure_migrated(&pool).await?;
         // Checked here; each worker connects its own copy below.
-        let redis = cache::client(&settings.redis_url)?;
+        let redis = cache::client(settings.redis_url.expose())?;
         let state =
             AppState { pool, redis, reco: Recommender::new(&config), config, metrics: Metrics::new() };
         let listener = TcpListener::bind(&settings.query_addr)
-            .with_context(|| format!("binding the query API to {}", settings.query_addr))?;
+            .with_context(|| format!("cannot listen on {} (set TALLY_QUERY_ADDR)", settings.query_addr))?;
         let port = listener.local_addr()?.port();
-        let keys = web::Data::new(TokenKeys::new(&settings.jwt_secret, Duration::hours(12)));
+        let keys = web::Data::new(TokenKeys::new(settings.jwt_secret.expose(), Duration::hours(12)));
         let limits = web::Data::new(settings.rate_limits.clone());
         let server = HttpServer::new(move || {
             // Each worker thread gets its own Redis connection, driven by its own runtime,

@@ -1,8 +1,8 @@
-//! The HTTP surface of design §4, one module per area.
+//! The command API's HTTP surface (the README's "Command API" table), one module per area.
 
 use actix_web::{web, HttpResponse};
 
-use crate::error::ApiError;
+use infra::http::error::ApiError;
 
 pub mod accounts;
 pub mod auth;

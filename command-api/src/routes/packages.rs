@@ -9,10 +9,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::catalog::admin_run;
-use crate::error::ApiError;
-use crate::extract::{path_id, Caller, Json};
 use crate::pipeline::{Command, Context, Reply};
 use crate::state::AppState;
+use infra::http::error::ApiError;
+use infra::http::extract::{path_id, Caller, Json};
 
 struct OnPackage {
     id: PackageId,

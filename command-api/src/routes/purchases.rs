@@ -16,10 +16,10 @@ use serde_json::json;
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::error::ApiError;
-use crate::extract::{parse_json, Caller, Json};
 use crate::pipeline::{self, Command, Context, Reply};
 use crate::state::AppState;
+use infra::http::error::ApiError;
+use infra::http::extract::{parse_json, Caller, Json};
 
 /// Signatures older or newer than this are rejected (replay protection).
 const SIGNATURE_TOLERANCE_SECS: i64 = 300;
@@ -170,7 +170,7 @@ pub async fn payment_webhook(
     raw: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let header = req.headers().get("tally-signature").and_then(|v| v.to_str().ok());
-    verify_signature(header, &state.webhook_secret.0, &raw, chrono::Utc::now().timestamp())?;
+    verify_signature(header, state.webhook_secret.expose(), &raw, chrono::Utc::now().timestamp())?;
     let event: PaymentEvent = parse_json(&raw)?;
     if event.payment_ref.trim().is_empty() || event.payment_ref.len() > 200 {
         return Err(ApiError::Validation("payment_ref must be 1 to 200 characters".into()));

@@ -15,10 +15,10 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::error::ApiError;
-use crate::extract::{path_id, Caller, Json};
 use crate::pipeline::{self, Command, Context, Reply};
 use crate::state::AppState;
+use infra::http::error::ApiError;
+use infra::http::extract::{path_id, Caller, Json};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

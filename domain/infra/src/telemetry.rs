@@ -13,3 +13,17 @@ pub fn init() {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// Ends a process whose start-up or run failed: one line on stderr with the whole cause
+/// chain (`what: why: root cause`), which names the setting to change, and a non-zero
+/// exit code. No backtrace: a misconfiguration is not a bug.
+pub fn exit_code(process: &str, outcome: anyhow::Result<std::process::ExitCode>) -> std::process::ExitCode {
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "{process} stopped");
+            eprintln!("{process}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,4 +1,4 @@
-//! The read models of design §6, as four projections that advance independently, each
+//! The read models (the README's "Projector" section), as four projections that advance independently, each
 //! with its own tables, checkpoint and advisory lock:
 //!
 //! | projection | tables (schema `read`) | events |

@@ -7,4 +7,5 @@ mod faults;
 mod order;
 mod rebuild;
 mod standby;
+mod startup;
 mod support;

@@ -78,7 +78,7 @@ pub async fn ask(
             });
             let req = http.post(url).json(&body);
             match &config.api_key {
-                Some(key) => req.header("x-goog-api-key", key),
+                Some(key) => req.header("x-goog-api-key", key.expose()),
                 None => req,
             }
         }
@@ -95,7 +95,7 @@ pub async fn ask(
             });
             let req = http.post(url).json(&body);
             match &config.api_key {
-                Some(key) => req.bearer_auth(key),
+                Some(key) => req.bearer_auth(key.expose()),
                 None => req,
             }
         }

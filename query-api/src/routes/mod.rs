@@ -1,4 +1,4 @@
-//! The HTTP surface of design §7, one module per area.
+//! The query API's HTTP surface (the README's "Query API" table), one module per area.
 
 pub mod accounts;
 pub mod audit;

@@ -1,5 +1,5 @@
 //! `ApiError`: every failure a client can see, rendered as `application/problem+json`
-//! with a stable `code` (design §5). 5xx causes are logged whole and never shown.
+//! with a stable `code` (the README's error table). 5xx causes are logged whole and never shown.
 
 use crate::store::StoreError;
 use actix_web::http::{header, StatusCode};

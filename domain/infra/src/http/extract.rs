@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use super::limits::RateLimits;
 
-/// The largest request body accepted (design: huge bodies get `413 payload_too_large`).
+/// The largest request body accepted (huge bodies get `413 payload_too_large`).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// A JSON body. Syntax errors are `400 malformed_request`; well-formed JSON of the

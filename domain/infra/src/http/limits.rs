@@ -26,6 +26,15 @@ pub struct RateLimits {
     by_addr: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
 }
 
+impl std::fmt::Debug for RateLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimits")
+            .field("by_user", &self.by_user.is_some())
+            .field("by_addr", &self.by_addr.is_some())
+            .finish()
+    }
+}
+
 impl RateLimits {
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let quota = |name: &str, default: u32| -> anyhow::Result<Option<Quota>> {

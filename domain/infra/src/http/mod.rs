@@ -1,4 +1,4 @@
-//! The HTTP conventions both APIs share (design §5): problem+json errors with stable
+//! The HTTP conventions both APIs share (the README's error table): problem+json errors with stable
 //! codes, request ids, JSON bodies and bearer-token callers.
 
 pub mod error;

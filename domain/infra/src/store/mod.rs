@@ -61,7 +61,7 @@ impl StoreError {
     }
 }
 
-/// Who did it and why: stored with every event (design §2.6).
+/// Who did it and why: stored with every event (see "The event store" in the README).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {
     pub correlation_id: String,
