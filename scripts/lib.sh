@@ -92,7 +92,8 @@ tally_ensure_redis() {
     log "starting Redis on 127.0.0.1:$REDIS_PORT"
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$TALLY_DATA/redis" \
       --daemonize yes --pidfile "$TALLY_DATA/redis/redis.pid" --logfile "$TALLY_DATA/redis/redis.log" \
-      --save "" --appendonly no >/dev/null
+      --save "" --appendonly no --maxmemory "${TALLY_REDIS_MAXMEMORY:-256mb}" \
+      --maxmemory-policy allkeys-lru >/dev/null
     for _ in $(seq 50); do redis_reachable "$REDIS_URL" && break; sleep 0.1; done
     TALLY_STARTED+=("redis")
   fi

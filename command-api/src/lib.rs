@@ -6,9 +6,11 @@
 //! append). Body and token extraction and problem+json errors are shared with the
 //! query API in `infra::http`.
 
+pub mod passwords;
 pub mod pipeline;
 pub mod routes;
 pub mod startup;
 pub mod state;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod throttle;

@@ -197,7 +197,7 @@ fn replay(
     Ok((status, body, true))
 }
 
-fn render(status: &StatusCode, body: Map<String, Value>, replayed: bool) -> HttpResponse {
+pub fn render(status: &StatusCode, body: Map<String, Value>, replayed: bool) -> HttpResponse {
     let mut res = HttpResponse::build(*status);
     if let Some(Value::String(p)) = body.get("position") {
         res.insert_header((POSITION_HEADER, p.as_str()));

@@ -1,6 +1,7 @@
 //! Building the application: the one path production and tests share.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
@@ -9,15 +10,17 @@ use chrono::Duration;
 use domain::{Role, UserId};
 use infra::config::Settings;
 use infra::db;
-use infra::http::limits;
+use infra::http::extract::BodyTimeout;
 use infra::http::metrics::{self, HttpMetrics};
+use infra::http::{conventions, limits};
 use infra::token::TokenKeys;
 use uuid::Uuid;
 
+use crate::passwords::Passwords;
 use crate::pipeline::{self, Context};
 use crate::routes::{self, auth};
 use crate::state::AppState;
-use infra::http::extract::MAX_BODY_BYTES;
+use crate::throttle::LoginThrottle;
 
 /// A bound, not yet running, command API.
 pub struct Application {
@@ -35,6 +38,8 @@ impl Application {
             pool,
             keys: TokenKeys::new(settings.jwt_secret.expose(), Duration::hours(12)),
             webhook_secret: settings.payment_webhook_secret.clone(),
+            passwords: Passwords::start(),
+            throttle: Arc::new(LoginThrottle::default()),
         };
         if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
             bootstrap_admin(&state, email, password.expose()).await?;
@@ -48,6 +53,7 @@ impl Application {
         let limits = web::Data::new(settings.rate_limits.clone());
         let registry = web::Data::new(prometheus::Registry::new());
         let http_metrics = web::Data::new(HttpMetrics::new(&registry));
+        let body_timeout = BodyTimeout(settings.body_timeout);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
@@ -55,8 +61,9 @@ impl Application {
                 .app_data(limits.clone())
                 .app_data(registry.clone())
                 .app_data(http_metrics.clone())
-                .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+                .configure(conventions::configure(body_timeout))
                 .configure(routes::configure)
+                .wrap_fn(conventions::guard)
                 .wrap_fn(limits::limit_addr)
                 .wrap_fn(metrics::observe_requests)
                 .wrap_fn(infra::http::request_id::middleware)
@@ -96,7 +103,7 @@ async fn bootstrap_admin(state: &AppState, email: &str, password: &str) -> anyho
         user_id,
         email: email.to_owned(),
         name: "Administrator".into(),
-        password_hash: auth::hash_password(password.to_owned()).await.map_err(|e| anyhow::anyhow!("{e}"))?,
+        password_hash: state.passwords.hash(password.to_owned()).await.map_err(|e| anyhow::anyhow!("{e}"))?,
         roles: vec![Role::Admin],
     };
     let ctx = Context {

@@ -1,8 +1,13 @@
 //! What every handler shares.
 
+use std::sync::Arc;
+
 use deadpool_postgres::Pool;
 use infra::config::Secret;
 use infra::token::TokenKeys;
+
+use crate::passwords::Passwords;
+use crate::throttle::LoginThrottle;
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -10,4 +15,6 @@ pub struct AppState {
     pub keys: TokenKeys,
     /// The payment provider's signing secret.
     pub webhook_secret: Secret,
+    pub passwords: Passwords,
+    pub throttle: Arc<LoginThrottle>,
 }

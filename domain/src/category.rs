@@ -60,10 +60,18 @@ pub enum CategoryError {
     AlreadyExists,
     #[error("name must be 1 to 200 characters")]
     InvalidName,
+    #[error("description must be at most 2000 characters")]
+    InvalidDescription,
 }
 
-fn valid_name(name: &str) -> bool {
-    !name.trim().is_empty() && name.len() <= 200
+fn validate(name: Option<&str>, description: Option<&str>) -> Result<(), CategoryError> {
+    if name.is_some_and(|n| !crate::is_valid_name(n)) {
+        return Err(CategoryError::InvalidName);
+    }
+    if description.is_some_and(|d| !crate::is_valid_description(d)) {
+        return Err(CategoryError::InvalidDescription);
+    }
+    Ok(())
 }
 
 impl Decide for Category {
@@ -73,17 +81,13 @@ impl Decide for Category {
     fn decide(&self, command: CategoryCommand) -> Result<Vec<CategoryEvent>, CategoryError> {
         match (self.id, command) {
             (None, CategoryCommand::Create { category_id, name, description }) => {
-                if !valid_name(&name) {
-                    return Err(CategoryError::InvalidName);
-                }
+                validate(Some(&name), Some(&description))?;
                 Ok(vec![CategoryEvent::CategoryCreated { category_id, name, description }])
             }
             (Some(_), CategoryCommand::Create { .. }) => Err(CategoryError::AlreadyExists),
             (None, _) => Err(CategoryError::NotFound),
             (Some(category_id), CategoryCommand::Revise { name, description }) => {
-                if name.as_deref().is_some_and(|n| !valid_name(n)) {
-                    return Err(CategoryError::InvalidName);
-                }
+                validate(name.as_deref(), description.as_deref())?;
                 Ok(vec![CategoryEvent::CategoryRevised { category_id, name, description }])
             }
         }

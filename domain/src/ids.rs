@@ -95,6 +95,21 @@ impl Role {
     }
 }
 
+/// The longest name (of a product, category or package), in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+/// The longest description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 2_000;
+
+/// A name: something besides blanks, at most [`MAX_NAME_CHARS`].
+pub fn is_valid_name(name: &str) -> bool {
+    !name.trim().is_empty() && name.chars().count() <= MAX_NAME_CHARS
+}
+
+/// A description: possibly empty, at most [`MAX_DESCRIPTION_CHARS`].
+pub fn is_valid_description(description: &str) -> bool {
+    description.chars().count() <= MAX_DESCRIPTION_CHARS
+}
+
 /// The largest points amount or quantity one command may carry. Far beyond any real
 /// use, small enough that sums over thousands of events never overflow an i64.
 pub const MAX_AMOUNT: i64 = 1_000_000_000_000;

@@ -90,17 +90,35 @@ pub enum PackageError {
     Invalid(&'static str),
 }
 
-/// Checks a package's terms: a name, a positive price in a 3-letter ISO currency code,
-/// positive points, and a positive validity when one is given.
+/// How many decimals a currency's amounts have (ISO 4217's minor unit): 2 unless
+/// listed here.
+pub fn minor_units(currency: &str) -> u32 {
+    match currency {
+        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX" | "VND"
+        | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+        _ => 2,
+    }
+}
+
+/// Checks a package's terms: a name, a positive price in a 3-letter ISO currency code
+/// with no more decimals than the currency has, positive points, and a positive
+/// validity when one is given.
 pub fn validate_terms(t: &PackageTerms) -> Result<(), PackageError> {
-    if t.name.trim().is_empty() || t.name.len() > 200 {
+    if !crate::is_valid_name(&t.name) {
         return Err(PackageError::Invalid("name must be 1 to 200 characters"));
     }
-    if t.price <= Decimal::ZERO || t.price > Decimal::from(1_000_000_000) || t.price.scale() > 4 {
-        return Err(PackageError::Invalid("price must be a positive amount"));
+    if !crate::is_valid_description(&t.description) {
+        return Err(PackageError::Invalid("description must be at most 2000 characters"));
     }
     if t.currency.len() != 3 || !t.currency.chars().all(|c| c.is_ascii_uppercase()) {
         return Err(PackageError::Invalid("currency must be an ISO 4217 code such as EUR"));
+    }
+    if t.price <= Decimal::ZERO || t.price > Decimal::from(1_000_000_000) {
+        return Err(PackageError::Invalid("price must be a positive amount"));
+    }
+    if t.price.scale() > minor_units(&t.currency) {
+        return Err(PackageError::Invalid("price has more decimals than its currency"));
     }
     if !is_valid_amount(t.points) {
         return Err(PackageError::Invalid("points must be a positive whole number"));
@@ -136,6 +154,12 @@ impl Decide for Package {
             (None, _) => Err(PackageError::NotFound),
             (Some(_), _) if self.retired => Err(PackageError::Retired),
             (Some(package_id), PackageCommand::Revise { name, description }) => {
+                if name.as_deref().is_some_and(|n| !crate::is_valid_name(n)) {
+                    return Err(PackageError::Invalid("name must be 1 to 200 characters"));
+                }
+                if description.as_deref().is_some_and(|d| !crate::is_valid_description(d)) {
+                    return Err(PackageError::Invalid("description must be at most 2000 characters"));
+                }
                 Ok(vec![PackageEvent::PackageRevised { package_id, name, description }])
             }
             (Some(package_id), PackageCommand::Retire) => {

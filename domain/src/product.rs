@@ -224,6 +224,7 @@ pub enum ProductError {
 
 pub fn validate_details(d: &ProductDetails) -> Result<(), ProductError> {
     validate_name(&d.name)?;
+    validate_description(&d.description)?;
     if !is_valid_amount(d.point_cost) {
         return Err(ProductError::Invalid("point_cost must be a positive whole number"));
     }
@@ -231,8 +232,15 @@ pub fn validate_details(d: &ProductDetails) -> Result<(), ProductError> {
 }
 
 fn validate_name(name: &str) -> Result<(), ProductError> {
-    if name.trim().is_empty() || name.len() > 200 {
+    if !crate::is_valid_name(name) {
         return Err(ProductError::Invalid("name must be 1 to 200 characters"));
+    }
+    Ok(())
+}
+
+fn validate_description(description: &str) -> Result<(), ProductError> {
+    if !crate::is_valid_description(description) {
+        return Err(ProductError::Invalid("description must be at most 2000 characters"));
     }
     Ok(())
 }
@@ -271,6 +279,9 @@ impl Decide for Product {
                 }
                 if let Some(name) = &changes.name {
                     validate_name(name)?;
+                }
+                if let Some(description) = &changes.description {
+                    validate_description(description)?;
                 }
                 if changes.point_cost.is_some_and(|c| !is_valid_amount(c)) {
                     return Err(ProductError::Invalid("point_cost must be a positive whole number"));

@@ -1,31 +1,107 @@
 //! Read-your-writes (`X-Tally-Min-Position`) and the Redis read-through.
 //!
 //! A request that carries a position token waits until every projection it reads has
-//! applied that position in Postgres, polling its checkpoint, for at most the
-//! configured wait; then it answers, or fails with `503 projection_lagging`. It reads
+//! applied that position in Postgres, for at most the configured wait; then it
+//! answers, or fails with `503 projection_lagging`. Waiting requests share one poller
+//! ([`CheckpointWatch`]), and a token no command can have issued is refused at once. It reads
 //! a cached document only when that projection's cache checkpoint has passed the
 //! token too; otherwise it reads Postgres. Without a token, the cache is used as is.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use tokio::sync::{watch, Notify};
 
 use actix_web::HttpRequest;
 use fred::prelude::KeysInterface;
 use infra::cache;
 use infra::http::error::ApiError;
 use infra::read_model::{self, Projection};
-use infra::store::Checkpoint;
+use infra::store::{self, Bound, Checkpoint};
 use serde::de::DeserializeOwned;
 
 use crate::state::AppState;
 
 pub const MIN_POSITION_HEADER: &str = "x-tally-min-position";
+/// How often the one poller reads the checkpoints while any request waits.
 const POLL: Duration = Duration::from_millis(5);
 
 /// The position a request must see, if it named one.
 #[derive(Debug, Clone, Copy)]
 pub struct Fresh(pub Option<Checkpoint>);
 
-/// Waits until `projections` have applied the request's `X-Tally-Min-Position`.
+/// What the poller last read: every projection's checkpoint, and the store's bound.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Seen {
+    checkpoints: Vec<(Projection, Checkpoint)>,
+    bound: Option<Bound>,
+}
+
+impl Seen {
+    fn reached(&self, projections: &[Projection], token: Checkpoint) -> bool {
+        projections.iter().all(|p| self.checkpoints.iter().any(|(q, c)| q == p && *c >= token))
+    }
+}
+
+/// One poller for every waiting request: it reads the checkpoints (and the store's
+/// bound) every few milliseconds while at least one request waits, and not at all
+/// otherwise. Waiters watch what it read, so a thousand waiting requests cost one
+/// query per poll, not a thousand.
+#[derive(Clone)]
+pub struct CheckpointWatch {
+    seen: watch::Receiver<Seen>,
+    waiters: Arc<AtomicUsize>,
+    wake: Arc<Notify>,
+}
+
+impl CheckpointWatch {
+    /// Starts the poller on the current runtime.
+    pub fn start(pool: Pool) -> Self {
+        let (tx, seen) = watch::channel(Seen::default());
+        let (waiters, wake) = (Arc::new(AtomicUsize::new(0)), Arc::new(Notify::new()));
+        let watch = CheckpointWatch { seen, waiters: waiters.clone(), wake: wake.clone() };
+        tokio::spawn(async move {
+            loop {
+                if waiters.load(Ordering::SeqCst) == 0 {
+                    wake.notified().await;
+                    continue;
+                }
+                match read(&pool).await {
+                    Ok(now) => {
+                        tx.send_if_modified(|seen| std::mem::replace(seen, now.clone()) != now);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot read the projections' checkpoints"),
+                }
+                if tx.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        });
+        watch
+    }
+}
+
+async fn read(pool: &Pool) -> Result<Seen, ApiError> {
+    let client = pool.get().await?;
+    let checkpoints = read_model::checkpoints_by_projection(&**client).await?;
+    Ok(Seen { checkpoints, bound: Some(store::bound(&**client).await?) })
+}
+
+/// Counts a waiting request for as long as it lives (a dropped request included).
+struct Waiting(Arc<AtomicUsize>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Waits until `projections` have applied the request's `X-Tally-Min-Position`. A
+/// token beyond anything the store has handed out is refused at once (`400`): no
+/// command issued it, and waiting for it would only hold the request.
 pub async fn wait_for(
     state: &AppState,
     req: &HttpRequest,
@@ -35,21 +111,38 @@ pub async fn wait_for(
     let token = raw.to_str().ok().and_then(Checkpoint::parse_token).ok_or_else(|| {
         ApiError::Malformed(format!("{MIN_POSITION_HEADER} must be a position token from a command"))
     })?;
-    let deadline = tokio::time::Instant::now() + state.config.min_position_wait;
-    loop {
-        // A pooled connection per look, so waiting requests do not hold the pool.
-        let checkpoints = read_model::checkpoints(&**state.pool.get().await?, projections).await?;
-        let reached = checkpoints.len() == projections.len() && checkpoints.iter().all(|c| *c >= token);
-        if reached {
-            return Ok(Fresh(Some(token)));
+    let watch = &state.checkpoints;
+    let mut seen = watch.seen.clone();
+    if seen.borrow().reached(projections, token) {
+        return Ok(Fresh(Some(token)));
+    }
+    let admitted = seen.borrow().bound.is_some_and(|b| b.admits(token));
+    if !admitted && !store::bound(&**state.pool.get().await?).await?.admits(token) {
+        return Err(ApiError::Malformed(format!(
+            "{MIN_POSITION_HEADER} {} is beyond the event store's head: no command returned it",
+            token.token()
+        )));
+    }
+    watch.waiters.fetch_add(1, Ordering::SeqCst);
+    let _waiting = Waiting(watch.waiters.clone());
+    watch.wake.notify_one();
+    let reached = tokio::time::timeout(state.config.min_position_wait, async {
+        loop {
+            if seen.borrow_and_update().reached(projections, token) {
+                return;
+            }
+            if seen.changed().await.is_err() {
+                // The poller is gone; the deadline answers.
+                std::future::pending::<()>().await;
+            }
         }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(ApiError::ProjectionLagging(format!(
-                "the read models have not reached position {} yet; retry shortly",
-                token.token()
-            )));
-        }
-        tokio::time::sleep(POLL).await;
+    });
+    match reached.await {
+        Ok(()) => Ok(Fresh(Some(token))),
+        Err(_) => Err(ApiError::ProjectionLagging(format!(
+            "the read models have not reached position {} yet; retry shortly",
+            token.token()
+        ))),
     }
 }
 

@@ -7,12 +7,13 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use chrono::Duration;
 use fred::prelude::ClientLike;
-use infra::http::error::ApiError;
-use infra::http::extract::MAX_BODY_BYTES;
+use infra::http::conventions;
+use infra::http::extract::BodyTimeout;
 use infra::token::TokenKeys;
 use infra::{cache, config::Settings, db};
 
 use crate::config::QueryConfig;
+use crate::fresh::CheckpointWatch;
 use crate::metrics::Metrics;
 use crate::reco::Recommender;
 use crate::routes;
@@ -31,13 +32,21 @@ impl Application {
         db::ensure_migrated(&pool).await?;
         // Checked here; each worker connects its own copy below.
         let redis = cache::client(settings.redis_url.expose())?;
-        let state =
-            AppState { pool, redis, reco: Recommender::new(&config), config, metrics: Metrics::new() };
+        let checkpoints = CheckpointWatch::start(pool.clone());
+        let state = AppState {
+            pool,
+            redis,
+            reco: Recommender::new(&config),
+            config,
+            metrics: Metrics::new(),
+            checkpoints,
+        };
         let listener = TcpListener::bind(&settings.query_addr)
             .with_context(|| format!("cannot listen on {} (set TALLY_QUERY_ADDR)", settings.query_addr))?;
         let port = listener.local_addr()?.port();
         let keys = web::Data::new(TokenKeys::new(settings.jwt_secret.expose(), Duration::hours(12)));
         let limits = web::Data::new(settings.rate_limits.clone());
+        let body_timeout = BodyTimeout(settings.body_timeout);
         let server = HttpServer::new(move || {
             // Each worker thread gets its own Redis connection, driven by its own runtime,
             // so a cache read never hops threads.
@@ -50,19 +59,9 @@ impl Application {
                 .app_data(limits.clone())
                 .app_data(http_metrics)
                 .app_data(keys.clone())
-                .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-                .app_data(
-                    web::QueryConfig::default()
-                        .error_handler(|e, _| ApiError::Validation(format!("invalid query: {e}")).into()),
-                )
-                .app_data(
-                    web::PathConfig::default()
-                        .error_handler(|e, _| ApiError::NotFound(format!("not found: {e}")).into()),
-                )
+                .configure(conventions::configure(body_timeout))
                 .configure(routes::configure)
-                .default_service(web::to(|| async {
-                    Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such endpoint".into()))
-                }))
+                .wrap_fn(conventions::guard)
                 .wrap_fn(infra::http::limits::limit_addr)
                 .wrap_fn(infra::http::metrics::observe_requests)
                 .wrap_fn(infra::http::request_id::middleware)

@@ -4,6 +4,7 @@ use deadpool_postgres::Pool;
 use fred::prelude::Client as Redis;
 
 use crate::config::QueryConfig;
+use crate::fresh::CheckpointWatch;
 use crate::metrics::Metrics;
 use crate::reco::Recommender;
 
@@ -14,4 +15,6 @@ pub struct AppState {
     pub config: QueryConfig,
     pub metrics: Metrics,
     pub reco: Recommender,
+    /// The one poller that read-your-writes waits share.
+    pub checkpoints: CheckpointWatch,
 }

@@ -4,9 +4,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use chrono::Utc;
 use domain::account::{Account, AccountCommand};
 use domain::{Decide, Role, UserId};
@@ -17,8 +14,12 @@ use uuid::Uuid;
 
 use crate::pipeline::{self, Command, Context, Reply};
 use crate::state::AppState;
+use infra::config::is_acceptable_password;
 use infra::http::error::ApiError;
 use infra::http::extract::{path_id, Caller, Json};
+
+/// The longest email address (RFC 5321's path limit).
+const MAX_EMAIL_BYTES: usize = 254;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,40 +31,16 @@ pub struct Registration {
 
 fn validate(r: &Registration) -> Result<(), ApiError> {
     let email = r.email.trim();
-    let at = email.find('@');
-    if email.len() > 254
-        || !at.is_some_and(|i| i > 0 && i < email.len() - 1)
-        || email.contains(char::is_whitespace)
-    {
+    if email.len() > MAX_EMAIL_BYTES || !email_address::EmailAddress::is_valid(email) {
         return Err(ApiError::Validation("email must be a valid address".into()));
     }
-    if !(8..=256).contains(&r.password.chars().count()) {
+    if !is_acceptable_password(&r.password) {
         return Err(ApiError::Validation("password must be 8 to 256 characters".into()));
     }
-    if r.name.trim().is_empty() || r.name.len() > 200 {
+    if r.name.trim().is_empty() || r.name.chars().count() > 200 {
         return Err(ApiError::Validation("name must be 1 to 200 characters".into()));
     }
     Ok(())
-}
-
-/// Hashes with argon2id on a blocking thread: it is deliberately slow.
-pub async fn hash_password(password: String) -> Result<String, ApiError> {
-    web::block(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
-    })
-    .await
-    .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("hashing thread failed: {e}")))?
-    .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("hashing failed: {e}")))
-}
-
-async fn verify_password(password: String, hash: String) -> bool {
-    web::block(move || {
-        PasswordHash::new(&hash)
-            .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-    })
-    .await
-    .unwrap_or(false)
 }
 
 /// Creates a user row and opens their account, in one transaction.
@@ -97,38 +74,34 @@ impl Command for CreateUser {
     }
 }
 
-struct Register<'a> {
-    user: CreateUser,
-    state: &'a AppState,
-}
-
-impl Command for Register<'_> {
-    async fn execute(&self, uow: &mut UnitOfWork<'_>, ctx: &Context) -> Result<Reply, ApiError> {
-        let mut reply = self.user.execute(uow, ctx).await?;
-        let (token, _) = self.state.keys.issue(self.user.user_id.0, self.user.roles.clone(), ctx.now);
-        reply.body.insert("token".into(), token.into());
-        Ok(reply)
-    }
-}
-
+/// Registers a customer. An `Idempotency-Key` without a caller is scoped to the
+/// client's address, so no other client can squat it or replay its response; and the
+/// stored response holds no token: each answer, first or replayed, gets a fresh one.
 pub async fn register(
     req: HttpRequest,
     state: web::Data<AppState>,
     input: Json<Registration>,
 ) -> Result<HttpResponse, ApiError> {
     validate(&input.value)?;
-    let idempotency = pipeline::idempotency_key(&req, "anonymous".into(), &input.raw)?;
+    let scope = format!("anonymous:{}", req.peer_addr().map_or_else(String::new, |a| a.ip().to_string()));
+    let idempotency = pipeline::idempotency_key(&req, scope, &input.raw)?;
     let r = input.value;
     let user_id = UserId(Uuid::new_v4());
     let user = CreateUser {
         user_id,
         email: r.email,
         name: r.name,
-        password_hash: hash_password(r.password).await?,
+        password_hash: state.passwords.hash(r.password).await?,
         roles: vec![Role::Customer],
     };
     let ctx = Context::new(&req, "Register", Some(user_id.0), Role::Customer.as_str());
-    pipeline::run(&state, ctx, idempotency, &Register { user, state: &state }).await
+    let (status, mut body, replayed) = pipeline::execute(&state, ctx, idempotency, &user).await?;
+    let registered = body.get("user_id").and_then(|v| v.as_str()).and_then(|id| Uuid::parse_str(id).ok());
+    let registered =
+        registered.ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("no user_id in the reply")))?;
+    let (token, _) = state.keys.issue(registered, vec![Role::Customer], Utc::now());
+    body.insert("token".into(), token.into());
+    Ok(pipeline::render(&status, body, replayed))
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,8 +111,22 @@ pub struct Login {
     password: String,
 }
 
-pub async fn login(state: web::Data<AppState>, input: Json<Login>) -> Result<HttpResponse, ApiError> {
+/// Checks a password. Throttled per account and per address before any hashing (see
+/// [`crate::throttle`]); an unknown email costs the same hash as a wrong password, so
+/// timing does not reveal which accounts exist.
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    input: Json<Login>,
+) -> Result<HttpResponse, ApiError> {
     let Login { email, password } = input.value;
+    let addr = req.peer_addr().map(|a| a.ip());
+    state.throttle.check(&email, addr)?;
+    let denied = ApiError::Unauthenticated("the email or password is wrong");
+    if email.len() > MAX_EMAIL_BYTES || !is_acceptable_password(&password) {
+        state.throttle.failed(&email, addr);
+        return Err(denied);
+    }
     let client = state.pool.get().await?;
     let row = client
         .query_opt(
@@ -147,15 +134,19 @@ pub async fn login(state: web::Data<AppState>, input: Json<Login>) -> Result<Htt
             &[&email.trim()],
         )
         .await?;
-    let denied = ApiError::Unauthenticated("the email or password is wrong");
-    let Some(row) = row else {
-        // Spend the same effort as a real check so timing does not reveal the account.
-        let _ = hash_password(password).await;
+    drop(client);
+    let matches = match &row {
+        Some(row) => state.passwords.verify(password, row.get(1)).await?,
+        None => {
+            state.passwords.hash(password).await?;
+            false
+        }
+    };
+    let Some(row) = row.filter(|_| matches) else {
+        state.throttle.failed(&email, addr);
         return Err(denied);
     };
-    if !verify_password(password, row.get(1)).await {
-        return Err(denied);
-    }
+    state.throttle.succeeded(&email);
     let roles: Vec<String> = row.get(2);
     let roles = roles.iter().filter_map(|r| Role::parse(r)).collect();
     let (token, expires_at) = state.keys.issue(row.get(0), roles, Utc::now());

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::pipeline::{self, Command, Context, Reply};
 use crate::state::AppState;
 use infra::http::error::ApiError;
-use infra::http::extract::{path_id, Caller, Json};
+use infra::http::extract::{path_id, Caller, Json, RawBody};
 
 /// Runs an admin command with the usual context and idempotency handling.
 pub async fn admin_run(
@@ -186,7 +186,7 @@ pub async fn delist_product(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    raw: web::Bytes,
+    RawBody(raw): RawBody,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
     let id = path_id(&path, ProductId::parse, "product")?;
@@ -206,7 +206,7 @@ pub async fn relist_product(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    raw: web::Bytes,
+    RawBody(raw): RawBody,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
     let id = path_id(&path, ProductId::parse, "product")?;

@@ -1,8 +1,6 @@
 //! The command API's HTTP surface (the README's "Command API" table), one module per area.
 
-use actix_web::{web, HttpResponse};
-
-use infra::http::error::ApiError;
+use actix_web::web;
 
 pub mod accounts;
 pub mod auth;
@@ -36,10 +34,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/redemptions/{id}/fulfil", web::post().to(redemptions::fulfil))
                 .route("/accounts/{user_id}/adjustments", web::post().to(accounts::adjust))
                 .route("/interactions", web::post().to(accounts::record_interaction)),
-        )
-        .default_service(web::to(not_found));
-}
-
-async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound("no such endpoint".into()))
+        );
 }

@@ -12,7 +12,7 @@ use super::catalog::admin_run;
 use crate::pipeline::{Command, Context, Reply};
 use crate::state::AppState;
 use infra::http::error::ApiError;
-use infra::http::extract::{path_id, Caller, Json};
+use infra::http::extract::{path_id, Caller, Json, RawBody};
 
 struct OnPackage {
     id: PackageId,
@@ -35,7 +35,8 @@ pub struct NewPackage {
     name: String,
     #[serde(default)]
     description: String,
-    price: rust_decimal::Decimal,
+    /// A decimal string such as "9.99": no exponent, no sign.
+    price: String,
     currency: String,
     points: i64,
     #[serde(default)]
@@ -52,7 +53,7 @@ pub async fn create_package(
     let terms = PackageTerms {
         name: p.name.trim().to_owned(),
         description: p.description,
-        price: p.price,
+        price: parse_price(&p.price)?,
         currency: p.currency,
         points: p.points,
         points_valid_days: p.points_valid_days,
@@ -66,12 +67,27 @@ pub async fn create_package(
     admin_run(&req, &state, &caller, "CreatePackage", &input.raw, &command).await
 }
 
+/// A price as a plain decimal string: digits, optionally a point and more digits.
+/// Exponents, signs and blanks are refused, whatever `Decimal` itself would accept.
+fn parse_price(raw: &str) -> Result<rust_decimal::Decimal, ApiError> {
+    let digits = |s: &str| !s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit());
+    let plain = match raw.split_once('.') {
+        Some((whole, fraction)) => digits(whole) && digits(fraction),
+        None => digits(raw),
+    };
+    let invalid = || ApiError::Validation("price must be a decimal string such as \"9.99\"".into());
+    if !plain {
+        return Err(invalid());
+    }
+    raw.parse().map_err(|_| invalid())
+}
+
 pub async fn retire_package(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    raw: web::Bytes,
+    RawBody(raw): RawBody,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
     let id = path_id(&path, PackageId::parse, "credit package")?;

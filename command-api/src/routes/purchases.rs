@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::pipeline::{self, Command, Context, Reply};
 use crate::state::AppState;
 use infra::http::error::ApiError;
-use infra::http::extract::{parse_json, Caller, Json};
+use infra::http::extract::{parse_json, Caller, Json, RawBody};
 
 /// Signatures older or newer than this are rejected (replay protection).
 const SIGNATURE_TOLERANCE_SECS: i64 = 300;
@@ -167,7 +167,7 @@ pub fn verify_signature(header: Option<&str>, secret: &str, body: &[u8], now: i6
 pub async fn payment_webhook(
     req: HttpRequest,
     state: web::Data<AppState>,
-    raw: web::Bytes,
+    RawBody(raw): RawBody,
 ) -> Result<HttpResponse, ApiError> {
     let header = req.headers().get("tally-signature").and_then(|v| v.to_str().ok());
     verify_signature(header, state.webhook_secret.expose(), &raw, chrono::Utc::now().timestamp())?;

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::pipeline::{self, Command, Context, Reply};
 use crate::state::AppState;
 use infra::http::error::ApiError;
-use infra::http::extract::{path_id, Caller, Json};
+use infra::http::extract::{path_id, Caller, Json, RawBody};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -190,7 +190,7 @@ pub async fn fulfil(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    raw: web::Bytes,
+    RawBody(raw): RawBody,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
     let id = path_id(&path, RedemptionId::parse, "redemption")?;

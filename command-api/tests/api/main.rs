@@ -2,8 +2,10 @@
 
 mod bad_input;
 mod helpers;
+mod hostile;
 mod lifecycle;
 mod limits;
+mod memory;
 mod observability;
 mod races;
 mod shutdown;

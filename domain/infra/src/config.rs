@@ -45,6 +45,8 @@ pub struct Settings {
     pub query_addr: String,
     pub projector_addr: String,
     pub db_pool_size: usize,
+    /// How long a client may take to send a request body (`TALLY_BODY_TIMEOUT_MS`).
+    pub body_timeout: std::time::Duration,
     /// Per-user and per-address request limits of both APIs.
     pub rate_limits: crate::http::limits::RateLimits,
 }
@@ -102,6 +104,10 @@ impl Settings {
                 .map(|v| v.parse().context("TALLY_DB_POOL_SIZE must be a number"))
                 .transpose()?
                 .unwrap_or(16),
+            body_timeout: var("TALLY_BODY_TIMEOUT_MS")
+                .map(|v| v.parse().context("TALLY_BODY_TIMEOUT_MS must be milliseconds"))
+                .transpose()?
+                .map_or(crate::http::extract::BODY_TIMEOUT, std::time::Duration::from_millis),
             rate_limits: crate::http::limits::RateLimits::from_lookup(&var)?,
         })
     }

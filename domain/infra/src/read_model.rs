@@ -90,6 +90,11 @@ pub fn search_key(catalog_version: &str, digest: &str) -> String {
     format!("tally:search:{catalog_version}:{digest}")
 }
 
+/// The count of search entries admitted to the cache in one minute (unix minutes).
+pub fn search_admission_key(minute: i64) -> String {
+    format!("tally:search-admitted:{minute}")
+}
+
 /// A cached recommendation answer for one user and a digest of what it depended on.
 pub fn reco_key(user_id: Uuid, digest: &str) -> String {
     format!("tally:reco:{user_id}:{digest}")
@@ -131,6 +136,17 @@ pub async fn checkpoints(
         .query("SELECT tx_id, position FROM read.checkpoints WHERE projection = ANY($1)", &[&names])
         .await?;
     Ok(rows.iter().map(|r| checkpoint_of(r.get(0), r.get(1))).collect())
+}
+
+/// Every projection's checkpoint.
+pub async fn checkpoints_by_projection(
+    client: &impl GenericClient,
+) -> Result<Vec<(Projection, Checkpoint)>, StoreError> {
+    let rows = client.query("SELECT projection, tx_id, position FROM read.checkpoints", &[]).await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| Some((Projection::parse(r.get(0))?, checkpoint_of(r.get(1), r.get(2)))))
+        .collect())
 }
 
 /// Every projection's checkpoint row, by name.

@@ -8,6 +8,11 @@ use uuid::Uuid;
 
 use domain::Role;
 
+/// Who issues Tally's tokens, and for whom: pinned on verification, so a token of
+/// another system signed with a shared secret is refused.
+pub const ISSUER: &str = "tally";
+pub const AUDIENCE: &str = "tally-api";
+
 /// What a verified token says about its bearer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -15,6 +20,17 @@ pub struct Claims {
     pub roles: Vec<Role>,
     pub exp: i64,
     pub iat: i64,
+    /// Not valid before (the issue time).
+    pub nbf: i64,
+    pub iss: String,
+    pub aud: String,
+}
+
+impl Claims {
+    /// Whether the token may be used at `now` (unix seconds).
+    fn current(&self, now: i64) -> bool {
+        self.nbf <= now && now < self.exp
+    }
 }
 
 impl Claims {
@@ -70,7 +86,15 @@ impl TokenKeys {
     /// A token for `user` valid from `now` for the configured lifetime.
     pub fn issue(&self, user: Uuid, roles: Vec<Role>, now: DateTime<Utc>) -> (String, DateTime<Utc>) {
         let expires_at = now + self.ttl;
-        let claims = Claims { sub: user, roles, exp: expires_at.timestamp(), iat: now.timestamp() };
+        let claims = Claims {
+            sub: user,
+            roles,
+            exp: expires_at.timestamp(),
+            iat: now.timestamp(),
+            nbf: now.timestamp(),
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+        };
         // HS256 signing of a serializable struct cannot fail.
         let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).unwrap_or_default();
         (token, expires_at)
@@ -80,7 +104,14 @@ impl TokenKeys {
         let cached =
             VERIFIED.with(|v| v.borrow().get(token).filter(|(id, _)| *id == self.id).map(|(_, c)| c.clone()));
         if let Some(claims) = cached {
-            return if claims.exp > Utc::now().timestamp() { Ok(claims) } else { Err(TokenError::Expired) };
+            let now = Utc::now().timestamp();
+            return if claims.current(now) {
+                Ok(claims)
+            } else if claims.exp <= now {
+                Err(TokenError::Expired)
+            } else {
+                Err(TokenError::Invalid)
+            };
         }
         let claims = self.verify_signature(token)?;
         VERIFIED.with(|v| {
@@ -96,7 +127,10 @@ impl TokenKeys {
     fn verify_signature(&self, token: &str) -> Result<Claims, TokenError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "nbf", "sub", "iss", "aud"]);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
         decode::<Claims>(token, &self.decoding, &validation).map(|d| d.claims).map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
             _ => TokenError::Invalid,
@@ -138,5 +172,30 @@ mod tests {
         let keys = TokenKeys::new("s1", Duration::seconds(10));
         let (t, _) = keys.issue(Uuid::new_v4(), vec![Role::Admin], Utc::now() - Duration::hours(1));
         assert_eq!(keys.verify(&t), Err(TokenError::Expired));
+    }
+
+    /// A token signed with the right secret but claims of the caller's choosing.
+    fn forged(secret: &str, claims: serde_json::Value) -> String {
+        let key = EncodingKey::from_secret(secret.as_bytes());
+        encode(&Header::new(Algorithm::HS256), &claims, &key).expect("encode")
+    }
+
+    #[test]
+    fn tokens_not_yet_valid_or_for_another_issuer_or_audience_are_refused() {
+        let keys = TokenKeys::new("s1", Duration::hours(1));
+        let now = Utc::now().timestamp();
+        let claims = |nbf: i64, iss: &str, aud: &str| {
+            serde_json::json!({ "sub": Uuid::new_v4(), "roles": ["admin"], "exp": now + 600, "iat": now,
+                                "nbf": nbf, "iss": iss, "aud": aud })
+        };
+        assert!(keys.verify(&forged("s1", claims(now, ISSUER, AUDIENCE))).is_ok());
+        for bad in [
+            claims(now + 300, ISSUER, AUDIENCE),
+            claims(now, "someone-else", AUDIENCE),
+            claims(now, ISSUER, "another-api"),
+            serde_json::json!({ "sub": Uuid::new_v4(), "roles": ["admin"], "exp": now + 600, "iat": now }),
+        ] {
+            assert_eq!(keys.verify(&forged("s1", bad.clone())), Err(TokenError::Invalid), "{bad}");
+        }
     }
 }

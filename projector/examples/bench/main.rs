@@ -1,4 +1,4 @@
-//! `scripts/bench`: every target of design §9 in one run, each beside its baseline,
+//! `scripts/bench`: every target of the README's benchmark table in one run, each beside its baseline,
 //! printed as one Markdown table and written as JSON (`BENCH_OUT`).
 //!
 //! Runs the release binaries of the three services against `DATABASE_URL` (a scratch
@@ -8,6 +8,7 @@
 
 mod baselines;
 mod loadgen;
+mod logins;
 mod report;
 mod scenarios;
 mod services;
@@ -115,6 +116,8 @@ async fn main() -> anyhow::Result<()> {
             .against("pgbench, same SELECT", pg, "tx/s")
             .note(format!("{} failures", fallback.failures())),
     );
+    log("2,000 failed logins at 64 concurrent, then the command API's memory");
+    rows.push(logins::failed_logins(&command.base, command.pid()).await?);
     for service in [query, projector, command] {
         service.stop().await;
     }

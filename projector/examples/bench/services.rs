@@ -49,6 +49,10 @@ impl Service {
         bail!("{binary} did not become healthy")
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM, then wait for the exit.
     pub async fn stop(mut self) {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();

@@ -23,6 +23,12 @@ use crate::fresh::{self, Fresh};
 use crate::state::AppState;
 
 const SEARCH_TTL_SECS: i64 = 300;
+/// A search with more results than this is not cached (it is answered from Postgres).
+const MAX_CACHED_IDS: usize = 250;
+/// How many new search entries the cache takes per minute, across instances.
+const SEARCH_ADMISSIONS_PER_MINUTE: i64 = 200;
+/// How many words of `q` a search uses.
+const MAX_SEARCH_TERMS: usize = 16;
 /// Results a search keeps, at most.
 const MAX_RESULTS: i64 = 1000;
 
@@ -82,12 +88,23 @@ impl ProductQuery {
         if self.max_points.is_some_and(|m| m < 0) {
             return Err(ApiError::Validation("max_points must not be negative".into()));
         }
-        let q = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(str::to_owned);
-        if q.as_ref().is_some_and(|q| q.len() > 200) {
+        let q = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+        if q.is_some_and(|q| q.chars().count() > 200) {
             return Err(ApiError::Validation("q must be at most 200 characters".into()));
         }
+        let q = q.map(search_terms);
         Ok(Filters { q, category_id, max_points: self.max_points, in_offer_pool: self.in_offer_pool })
     }
+}
+
+/// The words of a search (runs of letters and digits), at most [`MAX_SEARCH_TERMS`],
+/// matched all together. Search operators are not honoured: Postgres's own query syntax
+/// gave up on a query of 40 dashes (`tsquery stack too small`), and plain words answer
+/// any input. No words at all (only punctuation) matches nothing.
+fn search_terms(q: &str) -> String {
+    let words: Vec<&str> =
+        q.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).take(MAX_SEARCH_TERMS).collect();
+    words.join(" ")
 }
 
 pub async fn products(
@@ -116,6 +133,9 @@ pub async fn products(
 /// The ids matching `filters`, best match first: from the search cache when it may be
 /// used, else from Postgres (and then cached).
 async fn search(state: &AppState, fresh: Fresh, filters: &Filters) -> Result<Vec<Uuid>, ApiError> {
+    if filters.q.as_deref() == Some("") {
+        return Ok(Vec::new());
+    }
     let redis = cache::fail_fast(&state.redis);
     let key = match fresh.0 {
         // A request that must see a position skips the search cache.
@@ -138,7 +158,7 @@ async fn search(state: &AppState, fresh: Fresh, filters: &Filters) -> Result<Vec
     let rows = client
         .query(
             "SELECT id FROM read.products p, \
-                    LATERAL (SELECT websearch_to_tsquery('english', COALESCE($1, ''))) q(query) \
+                    LATERAL (SELECT plainto_tsquery('english', COALESCE($1, ''))) q(query) \
              WHERE p.active \
                AND ($1::text IS NULL OR p.search @@ q.query) \
                AND ($2::uuid IS NULL OR p.category_id = $2) \
@@ -150,13 +170,33 @@ async fn search(state: &AppState, fresh: Fresh, filters: &Filters) -> Result<Vec
         )
         .await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
-    if let Some(key) = key {
-        if let Ok(json) = serde_json::to_string(&ids) {
-            let _: Result<(), _> =
-                redis.set(key, json, Some(Expiration::EX(SEARCH_TTL_SECS)), None, false).await;
+    if let Some(key) = key.filter(|_| ids.len() <= MAX_CACHED_IDS) {
+        if admitted(&redis).await {
+            if let Ok(json) = serde_json::to_string(&ids) {
+                let _: Result<(), _> =
+                    redis.set(key, json, Some(Expiration::EX(SEARCH_TTL_SECS)), None, false).await;
+            }
         }
     }
     Ok(ids)
+}
+
+/// Whether the search cache may take one more entry this minute. With at most
+/// [`SEARCH_ADMISSIONS_PER_MINUTE`] new entries a minute, each living
+/// [`SEARCH_TTL_SECS`] and holding at most [`MAX_CACHED_IDS`] ids, the search cache
+/// never holds more than about 1,000 entries of 10 KB (10 MB), whatever anonymous
+/// clients send. Shared by every instance through Redis itself.
+async fn admitted(redis: &impl KeysInterface) -> bool {
+    let minute = chrono::Utc::now().timestamp() / 60;
+    let key = read_model::search_admission_key(minute);
+    match redis.incr::<i64, _>(&key).await {
+        Ok(1) => {
+            let _: Result<(), _> = redis.expire(&key, 120, None).await;
+            true
+        }
+        Ok(n) => n <= SEARCH_ADMISSIONS_PER_MINUTE,
+        Err(_) => false,
+    }
 }
 
 /// The documents of `ids`, in order: cached ones from Redis, the rest from Postgres.

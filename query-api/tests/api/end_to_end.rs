@@ -82,8 +82,13 @@ async fn a_customer_reads_each_of_its_writes_on_the_first_try() {
 async fn a_position_the_projections_never_reach_is_503_and_a_bad_one_400() {
     let s = stack_with(&[("TALLY_MIN_POSITION_WAIT_MS", "200".into())]).await;
     let c = s.cmd.register("bo").await;
-    let far = format!("{}.{}", u32::MAX, i64::MAX);
-    let res = s.get("/v1/me/balance", Some(&c.token), &[("X-Tally-Min-Position", &far)]).await;
+    s.stop_projector();
+    // Let a batch in hand finish, then append what the projector will never apply.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let product = s.cmd.product(5, 5).await;
+    let unapplied = s.head().await;
+    assert!(!product.is_empty());
+    let res = s.get("/v1/me/balance", Some(&c.token), &[("X-Tally-Min-Position", &unapplied)]).await;
     assert_eq!(res.status(), 503);
     assert!(res.headers().contains_key("retry-after"));
     let body: serde_json::Value = res.json().await.expect("json");

@@ -2,6 +2,7 @@
 
 mod authz;
 mod end_to_end;
+mod hostile;
 mod recommendations;
 mod redis_down;
 mod search;

@@ -60,6 +60,11 @@ pub async fn stack_with(env: &[(&str, String)]) -> Stack {
 }
 
 impl Stack {
+    /// Stops the projector: positions appended after this are never applied.
+    pub fn stop_projector(&self) {
+        self.projector.cancel();
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Response {
         let mut req = self.http.get(format!("{}{}", self.query, path));
         if let Some(t) = token {

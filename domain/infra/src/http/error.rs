@@ -47,6 +47,8 @@ pub enum ApiError {
     IdempotencyKeyReused,
     #[error("the request body is too large")]
     PayloadTooLarge,
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     #[error("{0}")]
     InvalidSignature(&'static str),
     #[error("{0}")]
@@ -74,6 +76,7 @@ impl ApiError {
             ApiError::InvalidState(_) => "invalid_state",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::BodyTimeout => "request_timeout",
             ApiError::InvalidSignature(_) => "invalid_signature",
             ApiError::ProjectionLagging(_) => "projection_lagging",
             ApiError::RateLimited(_) => "rate_limited",
@@ -90,6 +93,7 @@ impl ApiError {
             StatusCode::NOT_FOUND => "Not found",
             StatusCode::CONFLICT => "Conflict",
             StatusCode::PAYLOAD_TOO_LARGE => "Payload too large",
+            StatusCode::REQUEST_TIMEOUT => "Request timeout",
             StatusCode::UNPROCESSABLE_ENTITY => "Unprocessable request",
             StatusCode::SERVICE_UNAVAILABLE => "Unavailable",
             StatusCode::TOO_MANY_REQUESTS => "Too many requests",
@@ -107,6 +111,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) | ApiError::AlreadyExists(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) | ApiError::ProjectionLagging(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -156,6 +161,14 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             e if e.is_retryable() => ApiError::Conflict("the resource changed concurrently; retry".into()),
+            // Text Postgres cannot store (a NUL character): the client's input, not a fault.
+            StoreError::Database(ref db)
+                if db.code().is_some_and(|c| {
+                    *c == SqlState::CHARACTER_NOT_IN_REPERTOIRE || *c == SqlState::UNTRANSLATABLE_CHARACTER
+                }) =>
+            {
+                ApiError::Validation("text must not contain NUL characters".into())
+            }
             StoreError::Pool(_) => ApiError::Unavailable(e.into()),
             // No SQLSTATE: the connection broke (a restart, a network fault), not the SQL.
             StoreError::Database(ref db) if db.code().is_none() => ApiError::Unavailable(e.into()),
@@ -218,7 +231,9 @@ impl From<CategoryError> for ApiError {
     fn from(e: CategoryError) -> Self {
         match e {
             CategoryError::NotFound => ApiError::NotFound("no such category".into()),
-            CategoryError::InvalidName => ApiError::Validation(e.to_string()),
+            CategoryError::InvalidName | CategoryError::InvalidDescription => {
+                ApiError::Validation(e.to_string())
+            }
             CategoryError::AlreadyExists => ApiError::InvalidState(e.to_string()),
         }
     }

@@ -1,5 +1,9 @@
 //! Request extractors: the JSON body (with its raw bytes, for idempotency hashing and
-//! webhook signatures) and the authenticated caller.
+//! webhook signatures), the raw body, and the authenticated caller.
+//!
+//! Bodies are read with a deadline ([`BODY_TIMEOUT`], like the headers' own), so a
+//! client that trickles a body cannot hold a connection; every failure to read one is
+//! a problem+json error, never actix's plain-text default.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,6 +22,43 @@ use super::limits::RateLimits;
 /// The largest request body accepted (huge bodies get `413 payload_too_large`).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// How long a client may take to send its whole body once its headers are in, unless
+/// `TALLY_BODY_TIMEOUT_MS` says otherwise.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The body deadline of an app, as app data.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub std::time::Duration);
+
+/// The raw request body, read within the app's deadline and size limit.
+#[derive(Debug)]
+pub struct RawBody(pub web::Bytes);
+
+impl FromRequest for RawBody {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let read = read_body(req, payload);
+        Box::pin(async move { read.await.map(RawBody) })
+    }
+}
+
+fn read_body(req: &HttpRequest, payload: &mut Payload) -> impl Future<Output = Result<web::Bytes, ApiError>> {
+    let deadline = req.app_data::<BodyTimeout>().map_or(BODY_TIMEOUT, |t| t.0);
+    let bytes = web::Bytes::from_request(req, payload);
+    async move {
+        match tokio::time::timeout(deadline, bytes).await {
+            Err(_) => Err(ApiError::BodyTimeout),
+            Ok(Err(e)) => Err(match e.as_error::<PayloadError>() {
+                Some(PayloadError::Overflow) => ApiError::PayloadTooLarge,
+                _ => ApiError::Malformed("the request body could not be read".into()),
+            }),
+            Ok(Ok(bytes)) => Ok(bytes),
+        }
+    }
+}
+
 /// A JSON body. Syntax errors are `400 malformed_request`; well-formed JSON of the
 /// wrong shape (missing fields, wrong types) is `422 validation_failed`.
 #[derive(Debug)]
@@ -31,23 +72,41 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let bytes = web::Bytes::from_request(req, payload);
+        let read = read_body(req, payload);
         Box::pin(async move {
-            let raw = bytes.await.map_err(|e| match e.as_error::<PayloadError>() {
-                Some(PayloadError::Overflow) => ApiError::PayloadTooLarge,
-                _ => ApiError::Malformed("the request body could not be read".into()),
-            })?;
+            let raw = read.await?;
             let value = parse_json(if raw.is_empty() { b"{}" } else { &raw })?;
             Ok(Json { value, raw })
         })
     }
 }
 
+/// Parses a request body: a JSON object (an array or a scalar in its place is
+/// `422`, although serde would read an array into a struct field by field), with no
+/// NUL character in any string (Postgres cannot store one in text).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+    let value: T = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => ApiError::Validation(format!("invalid request body: {e}")),
         _ => ApiError::Malformed(format!("the request body is not valid JSON: {e}")),
-    })
+    })?;
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::Validation("the request body must be a JSON object".into()));
+    }
+    // A NUL can only arrive escaped; the precise check runs only when the escape is there.
+    let escaped_nul = bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"));
+    if escaped_nul && serde_json::from_slice::<serde_json::Value>(bytes).is_ok_and(|v| has_nul(&v)) {
+        return Err(ApiError::Validation("text fields must not contain NUL characters".into()));
+    }
+    Ok(value)
+}
+
+fn has_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(has_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
 }
 
 /// The caller, authenticated by a bearer token.

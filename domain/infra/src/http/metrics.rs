@@ -40,10 +40,26 @@ impl HttpMetrics {
         let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
         let status = res.status();
         self.latency
-            .with_label_values(&[&route, res.request().method().as_str(), status.as_str()])
+            .with_label_values(&[&route, method_label(res.request().method()), status.as_str()])
             .observe(started.elapsed().as_secs_f64());
         let code = res.response().extensions().get::<ProblemCode>().map_or("ok", |c| c.0);
         self.outcomes.with_label_values(&[&route, code]).inc();
+    }
+}
+
+/// A method as a metric label: the standard ones by name, anything a client made up as
+/// `other`, so no request can add a series.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
     }
 }
 

@@ -38,7 +38,8 @@ where
     req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
     let started = std::time::Instant::now();
-    let fut = srv.call(req);
+    // Inner middleware may answer at once (a guard, a rate limit): in the scope too.
+    let fut = REQUEST_ID.sync_scope(id.clone(), || srv.call(req));
     REQUEST_ID.scope(
         id.clone(),
         async move {

@@ -229,3 +229,29 @@ pub async fn history(
     let rows = client.query(&sql, &[&f.stream, &user, &f.from, &f.to, &f.event_type]).await?;
     Ok(rows.iter().map(recorded).collect())
 }
+
+/// The furthest any command can have written: the last position handed out and the
+/// next transaction id. A checkpoint beyond it came from no command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    pub last_position: i64,
+    pub next_tx_id: u64,
+}
+
+impl Bound {
+    pub fn admits(&self, c: Checkpoint) -> bool {
+        c.position <= self.last_position && c.tx_id < self.next_tx_id
+    }
+}
+
+/// The store's [`Bound`] now (a sequence read, no scan).
+pub async fn bound(client: &impl GenericClient) -> Result<Bound, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT (SELECT last_value FROM es.events_position_seq), \
+                    pg_snapshot_xmax(pg_current_snapshot())::text",
+            &[],
+        )
+        .await?;
+    Ok(Bound { last_position: row.get(0), next_tx_id: parse_xid(row.get(1)) })
+}
