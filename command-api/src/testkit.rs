@@ -69,6 +69,34 @@ pub async fn spawn_app_on(db: TestDb, env: &[(&str, &str)]) -> TestApp {
     app
 }
 
+/// The `command-api` binary (`binary`, from the test's `env!("CARGO_BIN_EXE_command-api")`)
+/// as a real process on `db_url` and a free port, with the test secrets, rate limits off
+/// and `env` on top; returns it once `/healthz` answers, with its base URL.
+pub async fn spawn_binary(binary: &str, db_url: &str, env: &[(&str, &str)]) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let child = std::process::Command::new(binary)
+        .env("DATABASE_URL", db_url)
+        .env("TALLY_COMMAND_ADDR", format!("127.0.0.1:{port}"))
+        .env("TALLY_JWT_SECRET", "test-jwt-secret")
+        .env("TALLY_PAYMENT_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("TALLY_RATE_LIMIT_USER", "0")
+        .env("TALLY_RATE_LIMIT_ADDR", "0")
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn command-api");
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    (child, base)
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         let handle = self.handle.clone();

@@ -125,12 +125,21 @@ async fn write(projection: Projection, redis: &Client, update: &Update) -> anyho
 /// Rewrites every cached document of `projection` from its Postgres table. The cache
 /// checkpoint is withdrawn first and set back to the checkpoint read before the rows,
 /// so readers never trust a half-repaired cache.
-async fn repair(projection: Projection, redis: &Client, pool: &Pool) -> anyhow::Result<u64> {
-    let redis = cache::fail_fast(redis);
+///
+/// A cache checkpoint *ahead* of Postgres's means the store went back in time (restored
+/// to a point in time): the cache may hold documents of entities that no longer exist,
+/// so every document of the projection is deleted before the rewrite.
+async fn repair(projection: Projection, raw: &Client, pool: &Pool) -> anyhow::Result<u64> {
+    let redis = cache::fail_fast(raw);
     let key = projection.cache_checkpoint_key();
+    let cached: Option<String> = redis.get(&key).await?;
     let _: i64 = redis.del(&key).await?;
     let client = pool.get().await?;
     let (checkpoint, _) = batch::checkpoint(&**client, projection).await?;
+    if cached.as_deref().and_then(Checkpoint::parse_token).is_some_and(|c| c > checkpoint) {
+        let purged = purge(projection, raw).await?;
+        tracing::warn!(%projection, purged, "the cache was ahead of the store (a restore?): purged it");
+    }
     let sql = match projection {
         Projection::Accounts => {
             "SELECT user_id, balance, lifetime_earned, lifetime_spent, lots FROM read.balances".to_owned()
@@ -164,4 +173,22 @@ async fn repair(projection: Projection, redis: &Client, pool: &Pool) -> anyhow::
         let _: i64 = redis.incr(CATALOG_VERSION_KEY).await?;
     }
     Ok(written)
+}
+
+/// Deletes every cached document of `projection` (a SCAN, never a blocking KEYS).
+async fn purge(projection: Projection, redis: &Client) -> anyhow::Result<u64> {
+    let Some(pattern) = projection.cached_documents_pattern() else { return Ok(0) };
+    let keys = redis.scan_buffered(pattern, Some(1000), None);
+    pin_mut!(keys);
+    let (mut purged, mut batch) = (0u64, Vec::with_capacity(CHUNK));
+    while let Some(key) = keys.try_next().await? {
+        batch.push(key);
+        if batch.len() == CHUNK {
+            purged += redis.unlink::<u64, _>(std::mem::take(&mut batch)).await?;
+        }
+    }
+    if !batch.is_empty() {
+        purged += redis.unlink::<u64, _>(batch).await?;
+    }
+    Ok(purged)
 }

@@ -40,6 +40,9 @@ pub async fn rebuild(url: &str, projection: Projection, progress: bool) -> anyho
     if !client.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).await?.get::<_, bool>(0) {
         anyhow::bail!("a rebuild of {projection} is already running");
     }
+    if read_model::ensure_schema(&client).await? {
+        tracing::warn!("the read schema was missing: recreated it empty");
+    }
     let staging = format!("rebuild_{}", projection.name());
     create_staging(&client, projection, &staging).await?;
     let bar = progress_bar(&client, projection, progress).await?;

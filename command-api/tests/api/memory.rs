@@ -2,8 +2,6 @@
 //! on a fixed set of threads, however many requests arrive at once.
 
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use futures::future::join_all;
 use serde_json::json;
@@ -23,23 +21,7 @@ fn rss_mib(pid: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_failed_logins_at_32_concurrent_keep_memory_under_300_mib() {
     let app = spawn_app().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_command-api"))
-        .env("DATABASE_URL", &app.db.url)
-        .env("TALLY_COMMAND_ADDR", format!("127.0.0.1:{port}"))
-        .env("TALLY_RATE_LIMIT_ADDR", "0")
-        .env("RUST_LOG", "off")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn command-api");
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (mut server, base) = spawn_binary(env!("CARGO_BIN_EXE_command-api"), &app.db.url, &[]).await;
     let started = rss_mib(server.id());
     // Ten client addresses, twenty failures each: all within the per-address allowance,
     // so every one of them is really hashed.

@@ -1,7 +1,7 @@
 //! SIGTERM under load: requests accepted before the signal finish without a 5xx, every
 //! acknowledged command is in the store, and no command is half applied.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,26 +15,7 @@ async fn sigterm_under_load_drains_in_flight_commands_and_applies_none_by_half()
     let app = spawn_app().await;
     let customer = app.customer_with_points(1_000_000).await;
     let product = app.product(1, 1_000_000).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_command-api"))
-        .env("DATABASE_URL", &app.db.url)
-        .env("TALLY_COMMAND_ADDR", format!("127.0.0.1:{port}"))
-        .env("TALLY_JWT_SECRET", "test-jwt-secret")
-        .env("TALLY_PAYMENT_WEBHOOK_SECRET", WEBHOOK_SECRET)
-        .env("TALLY_RATE_LIMIT_USER", "0")
-        .env("TALLY_RATE_LIMIT_ADDR", "0")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn command-api");
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (mut server, base) = spawn_binary(env!("CARGO_BIN_EXE_command-api"), &app.db.url, &[]).await;
 
     // A fresh connection per request, so the server's draining is what is tested, not
     // the reuse of idle keep-alive connections.

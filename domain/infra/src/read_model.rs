@@ -60,6 +60,15 @@ impl Projection {
         self.leader_lock() + 0x200
     }
 
+    /// The Redis key pattern of every document this projection caches, if any.
+    pub fn cached_documents_pattern(self) -> Option<&'static str> {
+        match self {
+            Projection::Accounts => Some("tally:balance:*"),
+            Projection::Catalog => Some("tally:product:*"),
+            Projection::Orders | Projection::Insights => None,
+        }
+    }
+
     /// The Redis key of the checkpoint up to which this projection's cache entries are
     /// written. Readers that must see a position use the cache only once it has passed.
     pub fn cache_checkpoint_key(self) -> String {
@@ -98,6 +107,21 @@ pub fn search_admission_key(minute: i64) -> String {
 /// A cached recommendation answer for one user and a digest of what it depended on.
 pub fn reco_key(user_id: Uuid, digest: &str) -> String {
     format!("tally:reco:{user_id}:{digest}")
+}
+
+/// The read schema as its migration creates it: empty tables and zero checkpoints.
+const READ_SCHEMA_DDL: &str = include_str!("../../../migrations/V4__read_models.sql");
+
+/// Recreates the `read` schema when it is missing (lost, or dropped by an operator),
+/// so `projector rebuild` can build every projection from the events alone. Returns
+/// whether it had to.
+pub async fn ensure_schema(client: &impl GenericClient) -> Result<bool, StoreError> {
+    let row = client.query_one("SELECT to_regclass('read.checkpoints') IS NULL", &[]).await?;
+    if !row.get::<_, bool>(0) {
+        return Ok(false);
+    }
+    client.batch_execute(READ_SCHEMA_DDL).await?;
+    Ok(true)
 }
 
 /// A projection's row in `read.checkpoints`.
