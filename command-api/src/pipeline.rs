@@ -11,6 +11,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use domain::Role;
+use infra::http::error::ApiError;
+use infra::http::request_id::RequestId;
 pub use infra::store::idempotency::Key as IdempotencyKey;
 use infra::store::{self, Actor, Metadata};
 use infra::uow::UnitOfWork;
@@ -20,8 +22,6 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::state::AppState;
-use infra::http::error::ApiError;
-use infra::http::request_id::RequestId;
 
 const MAX_ATTEMPTS: u32 = 8;
 pub const POSITION_HEADER: &str = "X-Tally-Position";

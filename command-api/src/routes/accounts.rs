@@ -10,11 +10,11 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::catalog::admin_run;
-use crate::pipeline::{self, Command, Context, Reply};
-use crate::state::AppState;
 use infra::http::error::ApiError;
 use infra::http::extract::{path_id, Caller, Json};
+
+use crate::pipeline::{self, Command, Context, Reply};
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,6 +7,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use domain::account::{Account, AccountCommand};
 use domain::{Decide, Role, UserId};
+use infra::config::is_acceptable_password;
+use infra::http::error::ApiError;
+use infra::http::extract::{path_id, Caller, Json};
 use infra::uow::UnitOfWork;
 use serde::Deserialize;
 use tokio_postgres::error::SqlState;
@@ -14,9 +17,6 @@ use uuid::Uuid;
 
 use crate::pipeline::{self, Command, Context, Reply};
 use crate::state::AppState;
-use infra::config::is_acceptable_password;
-use infra::http::error::ApiError;
-use infra::http::extract::{path_id, Caller, Json};
 
 /// The longest email address (RFC 5321's path limit).
 const MAX_EMAIL_BYTES: usize = 254;

@@ -5,6 +5,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use domain::category::{Category, CategoryCommand};
 use domain::product::{Product, ProductChanges, ProductCommand, ProductDetails};
 use domain::{CategoryId, Decide, ProductId, Role};
+use infra::http::error::ApiError;
+use infra::http::extract::{path_id, Caller, Json, RawBody};
 use infra::uow::UnitOfWork;
 use serde::Deserialize;
 use serde_json::json;
@@ -12,8 +14,6 @@ use uuid::Uuid;
 
 use crate::pipeline::{self, Command, Context, Reply};
 use crate::state::AppState;
-use infra::http::error::ApiError;
-use infra::http::extract::{path_id, Caller, Json, RawBody};
 
 /// Runs an admin command with the usual context and idempotency handling.
 pub async fn admin_run(

@@ -8,11 +8,11 @@ use infra::uow::UnitOfWork;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::catalog::admin_run;
-use crate::pipeline::{Command, Context, Reply};
-use crate::state::AppState;
 use infra::http::error::ApiError;
 use infra::http::extract::{path_id, Caller, Json, RawBody};
+
+use crate::pipeline::{Command, Context, Reply};
+use crate::state::AppState;
 
 struct OnPackage {
     id: PackageId,

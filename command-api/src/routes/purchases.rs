@@ -10,6 +10,8 @@ use domain::package::Package;
 use domain::purchase::{Purchase, PurchaseCommand};
 use domain::{Decide, LotId, PackageId, PurchaseId, Role};
 use hmac::{Hmac, Mac};
+use infra::http::error::ApiError;
+use infra::http::extract::{parse_json, Caller, Json, RawBody};
 use infra::uow::UnitOfWork;
 use serde::Deserialize;
 use serde_json::json;
@@ -18,8 +20,6 @@ use uuid::Uuid;
 
 use crate::pipeline::{self, Command, Context, Reply};
 use crate::state::AppState;
-use infra::http::error::ApiError;
-use infra::http::extract::{parse_json, Caller, Json, RawBody};
 
 /// Signatures older or newer than this are rejected (replay protection).
 const SIGNATURE_TOLERANCE_SECS: i64 = 300;

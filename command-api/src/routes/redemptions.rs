@@ -9,6 +9,8 @@ use domain::account::{Account, AccountCommand, AccountEvent, Allocation};
 use domain::product::{Product, ProductCommand};
 use domain::redemption::{Redemption, RedemptionCommand};
 use domain::{is_valid_amount, Decide, DomainEvent, ProductId, RedemptionId, Role, UserId};
+use infra::http::error::ApiError;
+use infra::http::extract::{path_id, Caller, Json, RawBody};
 use infra::store;
 use infra::uow::UnitOfWork;
 use serde::Deserialize;
@@ -17,8 +19,6 @@ use uuid::Uuid;
 
 use crate::pipeline::{self, Command, Context, Reply};
 use crate::state::AppState;
-use infra::http::error::ApiError;
-use infra::http::extract::{path_id, Caller, Json, RawBody};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
