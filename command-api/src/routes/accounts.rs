@@ -13,6 +13,7 @@ use uuid::Uuid;
 use infra::http::error::ApiError;
 use infra::http::extract::{path_id, Caller, Json};
 
+use super::catalog::admin_run;
 use crate::pipeline::{self, Command, Context, Reply};
 use crate::state::AppState;
 

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use infra::http::error::ApiError;
 use infra::http::extract::{path_id, Caller, Json, RawBody};
 
+use super::catalog::admin_run;
 use crate::pipeline::{Command, Context, Reply};
 use crate::state::AppState;
 
