@@ -2,13 +2,12 @@
 
 use std::io::Write;
 
-use infra::chain;
 use infra::store::{self, Checkpoint};
 use tokio_postgres::Client;
 
-/// Prints the findings of [`chain::verify`]; returns whether the store is clean.
+/// Prints the findings of [`store::verify`]; returns whether the store is clean.
 pub async fn verify(client: &Client, json: bool) -> anyhow::Result<bool> {
-    let findings = chain::verify(client).await?;
+    let findings = store::verify(client).await?;
     if json {
         println!("{}", serde_json::json!({ "clean": findings.is_empty(), "findings": findings }));
     } else if findings.is_empty() {

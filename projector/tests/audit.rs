@@ -98,12 +98,12 @@ async fn verify_is_clean_and_then_names_a_deleted_event() {
         .await
         .expect("tamper");
     assert!(!projector::audit::verify(&client, true).await.expect("verify"));
-    let findings = infra::chain::verify(&client).await.expect("findings");
+    let findings = infra::store::verify(&client).await.expect("findings");
     assert!(findings.iter().any(|f| f.stream_id == "b-1" && f.version == 8), "{findings:?}");
     assert!(findings.iter().all(|f| f.stream_id == "b-1"), "only the broken stream is named: {findings:?}");
 }
 
-async fn tampered(sql: &str) -> Vec<chain::Finding> {
+async fn tampered(sql: &str) -> Vec<store::Finding> {
     let (_db, client) = seeded().await;
     assert!(projector::audit::verify(&client, true).await.expect("verify"), "clean before tampering");
     let sql = format!(
@@ -112,7 +112,7 @@ async fn tampered(sql: &str) -> Vec<chain::Finding> {
     );
     client.batch_execute(&sql).await.expect("tamper");
     assert!(!projector::audit::verify(&client, true).await.expect("verify"));
-    chain::verify(&client).await.expect("findings")
+    store::verify(&client).await.expect("findings")
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@
 //!   `(tx_id, position)` order, only below the oldest in-flight transaction, so a late
 //!   commit is never skipped.
 //! - [`snapshots`] and [`idempotency`]: the command side's other tables.
+//! - [`verify`]: every stream's hash chain and versions recomputed, for auditors.
 //! - [`crate::uow`] builds a command's unit of work on these; [`crate::chain`] holds the
 //!   hash chain and its verification.
 
@@ -20,9 +21,11 @@ use uuid::Uuid;
 pub mod idempotency;
 mod read;
 pub mod snapshots;
+mod verify;
 mod write;
 
 pub use read::*;
+pub use verify::{verify, Finding};
 pub use write::*;
 
 /// A stream's version before its first event.

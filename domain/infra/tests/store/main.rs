@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use deadpool_postgres::Pool;
+use infra::db;
 use infra::store::{self, Actor, Checkpoint, Metadata, NewEvent, StoreError, StreamAppend};
 use infra::testkit::TestDb;
-use infra::{chain, db};
 use rand::Rng;
 use serde_json::json;
 use uuid::Uuid;
@@ -315,7 +315,7 @@ async fn verify_is_clean_on_an_honest_store_and_names_a_tampered_event() {
         .expect("append");
     }
     let c = pool.get().await.expect("client");
-    assert_eq!(chain::verify(&**c).await.expect("verify"), vec![]);
+    assert_eq!(store::verify(&**c).await.expect("verify"), vec![]);
 
     // Superuser, trigger disabled: edit the payload of acct v2.
     c.batch_execute(
@@ -325,7 +325,7 @@ async fn verify_is_clean_on_an_honest_store_and_names_a_tampered_event() {
     )
     .await
     .expect("tamper");
-    let findings = chain::verify(&**c).await.expect("verify");
+    let findings = store::verify(&**c).await.expect("verify");
     assert_eq!(findings.len(), 1, "{findings:?}");
     assert_eq!((findings[0].stream_id.as_str(), findings[0].version), ("acct", 2));
 }
