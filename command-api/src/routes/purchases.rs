@@ -172,8 +172,11 @@ pub async fn payment_webhook(
     let header = req.headers().get("tally-signature").and_then(|v| v.to_str().ok());
     verify_signature(header, state.webhook_secret.expose(), &raw, chrono::Utc::now().timestamp())?;
     let event: PaymentEvent = parse_json(&raw)?;
-    if event.payment_ref.trim().is_empty() || event.payment_ref.len() > 200 {
+    if event.payment_ref.trim().is_empty() || event.payment_ref.chars().count() > 200 {
         return Err(ApiError::Validation("payment_ref must be 1 to 200 characters".into()));
+    }
+    if event.reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
+        return Err(ApiError::Validation("reason must be at most 500 characters".into()));
     }
     let id =
         PurchaseId::parse(&event.purchase_id).ok_or_else(|| ApiError::NotFound("no such purchase".into()))?;

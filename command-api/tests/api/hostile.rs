@@ -225,6 +225,13 @@ async fn the_smaller_items_emails_prices_lengths_and_headers() {
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     assert_eq!(res.headers().get("cache-control").map(|v| v.as_bytes()), Some(&b"no-store"[..]));
+    // A failed payment's reason is free text too.
+    let raw = json!({ "purchase_id": uuid::Uuid::new_v4(), "status": "failed", "payment_ref": "p", "reason": "r".repeat(501) })
+        .to_string();
+    let sig = sign(WEBHOOK_SECRET, chrono::Utc::now().timestamp(), &raw);
+    let res =
+        app.send(Method::POST, "/v1/payments/webhook", None, Some(raw), &[("Tally-Signature", &sig)]).await;
+    assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     let health = app.send(Method::GET, "/healthz", None, None, &[]).await;
     assert_eq!(health.headers().get("x-content-type-options").map(|v| v.as_bytes()), Some(&b"nosniff"[..]));
 }
