@@ -19,7 +19,7 @@ use fred::prelude::KeysInterface;
 use infra::cache;
 use infra::http::error::ApiError;
 use infra::read_model::{self, Projection};
-use infra::store::{self, Bound, Checkpoint};
+use infra::store::{self, Checkpoint};
 use serde::de::DeserializeOwned;
 
 use crate::state::AppState;
@@ -32,22 +32,18 @@ const POLL: Duration = Duration::from_millis(5);
 #[derive(Debug, Clone, Copy)]
 pub struct Fresh(pub Option<Checkpoint>);
 
-/// What the poller last read: every projection's checkpoint, and the store's bound.
+/// What the poller last read: every projection's checkpoint.
 #[derive(Debug, Clone, Default, PartialEq)]
-struct Seen {
-    checkpoints: Vec<(Projection, Checkpoint)>,
-    bound: Option<Bound>,
-}
+struct Seen(Vec<(Projection, Checkpoint)>);
 
 impl Seen {
     fn reached(&self, projections: &[Projection], token: Checkpoint) -> bool {
-        projections.iter().all(|p| self.checkpoints.iter().any(|(q, c)| q == p && *c >= token))
+        projections.iter().all(|p| self.0.iter().any(|(q, c)| q == p && *c >= token))
     }
 }
 
-/// One poller for every waiting request: it reads the checkpoints (and the store's
-/// bound) every few milliseconds while at least one request waits, and not at all
-/// otherwise. Waiters watch what it read, so a thousand waiting requests cost one
+/// One poller for every waiting request: it reads the checkpoints every few
+/// milliseconds while at least one request waits, and not at all otherwise. Waiters watch what it read, so a thousand waiting requests cost one
 /// query per poll, not a thousand.
 #[derive(Clone)]
 pub struct CheckpointWatch {
@@ -85,9 +81,7 @@ impl CheckpointWatch {
 }
 
 async fn read(pool: &Pool) -> Result<Seen, ApiError> {
-    let client = pool.get().await?;
-    let checkpoints = read_model::checkpoints_by_projection(&**client).await?;
-    Ok(Seen { checkpoints, bound: Some(store::bound(&**client).await?) })
+    Ok(Seen(read_model::checkpoints_by_projection(&**pool.get().await?).await?))
 }
 
 /// Counts a waiting request for as long as it lives (a dropped request included).
@@ -116,8 +110,8 @@ pub async fn wait_for(
     if seen.borrow().reached(projections, token) {
         return Ok(Fresh(Some(token)));
     }
-    let admitted = seen.borrow().bound.is_some_and(|b| b.admits(token));
-    if !admitted && !store::bound(&**state.pool.get().await?).await?.admits(token) {
+    // One look at the store's bound per request that has to wait, never one per poll.
+    if !store::bound(&**state.pool.get().await?).await?.admits(token) {
         return Err(ApiError::Malformed(format!(
             "{MIN_POSITION_HEADER} {} is beyond the event store's head: no command returned it",
             token.token()
