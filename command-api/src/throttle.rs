@@ -24,6 +24,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use infra::http::error::ApiError;
+use sha2::{Digest, Sha256};
 
 /// A key's count starts afresh after this long without a failure.
 const WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -101,7 +102,7 @@ impl<K: Hash + Eq + Clone> Counts<K> {
 /// The failed-login counts of one process.
 #[derive(Debug)]
 pub struct LoginThrottle {
-    accounts: Counts<String>,
+    accounts: Counts<[u8; 32]>,
     addresses: Counts<IpAddr>,
 }
 
@@ -138,8 +139,10 @@ impl LoginThrottle {
     }
 }
 
-fn account_key(email: &str) -> String {
-    email.trim().to_lowercase()
+/// A digest of the normalized email: every key costs 32 bytes, however long the email
+/// a guesser sends (bodies may reach 64 KiB; 100,000 of them would be gigabytes).
+fn account_key(email: &str) -> [u8; 32] {
+    Sha256::digest(email.trim().to_lowercase().as_bytes()).into()
 }
 
 #[cfg(test)]
