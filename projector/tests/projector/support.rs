@@ -8,6 +8,7 @@ use std::time::Duration;
 use command_api::testkit::TestApp;
 use domain::account::Account;
 use domain::product::Product;
+use infra::store::Checkpoint;
 use projector::batch;
 use projector::projections::Projection;
 use serde_json::Value;
@@ -20,16 +21,38 @@ pub async fn connect(url: &str) -> Client {
     client
 }
 
-/// Applies batches of every projection in-process until none has anything left.
+/// Applies batches of every projection in-process until each has passed the newest
+/// committed event. The safe read stops below the oldest transaction running anywhere
+/// on the server, so another test's open transaction can hold it back for a moment:
+/// an empty batch is not yet "caught up".
 pub async fn catch_up(url: &str) -> usize {
     let mut client = connect(url).await;
+    let newest = client
+        .query_opt(
+            "SELECT tx_id::text, position FROM es.events ORDER BY tx_id DESC, position DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .expect("newest event")
+        .map(|r| Checkpoint { tx_id: r.get::<_, &str>(0).parse().expect("xid"), position: r.get(1) });
     let mut applied = 0;
-    for p in Projection::ALL {
-        while let Some(b) = batch::step(&mut client, p, 37).await.expect("batch") {
-            applied += b.events;
+    for _ in 0..3000 {
+        for p in Projection::ALL {
+            while let Some(b) = batch::step(&mut client, p, 37).await.expect("batch") {
+                applied += b.events;
+            }
         }
+        let mut behind = false;
+        for p in Projection::ALL {
+            let (at, _) = batch::checkpoint(&client, p).await.expect("checkpoint");
+            behind |= newest.is_some_and(|n| n > at);
+        }
+        if !behind {
+            return applied;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    applied
+    panic!("the projections never passed the newest event");
 }
 
 /// Every read-model table as JSON rows in a stable order (checkpoints excluded).
