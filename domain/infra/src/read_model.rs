@@ -109,7 +109,9 @@ pub fn reco_key(user_id: Uuid, digest: &str) -> String {
     format!("tally:reco:{user_id}:{digest}")
 }
 
-/// The read schema as its migration creates it: empty tables and zero checkpoints.
+/// The read schema as its migration creates it: empty tables and zero checkpoints. A
+/// later migration that changes a read table must be appended here too (a test would
+/// catch the drift: `reconcile` after the dr-drill's rebuild of a dropped schema).
 const READ_SCHEMA_DDL: &str = include_str!("../../../migrations/V4__read_models.sql");
 
 /// Recreates the `read` schema when it is missing (lost, or dropped by an operator),
