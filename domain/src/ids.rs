@@ -56,6 +56,10 @@ id!(PackageId, crate::package::Package);
 id!(PurchaseId, crate::purchase::Purchase);
 id!(RedemptionId, crate::redemption::Redemption);
 id!(
+    /// A golden-hour offer; it lives in its product's stream.
+    OfferId
+);
+id!(
     /// A lot of points within an account (one per credit); not a stream of its own.
     LotId
 );

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ProductId, RedemptionId, UserId};
+use crate::ids::{OfferId, ProductId, RedemptionId, UserId};
 use crate::{Aggregate, Decide, DomainEvent};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,6 +16,9 @@ pub enum RedemptionEvent {
         product_id: ProductId,
         quantity: i64,
         points: i64,
+        /// The golden-hour offer that priced it, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offer_id: Option<OfferId>,
     },
     RedemptionFulfilled {
         redemption_id: RedemptionId,
@@ -64,7 +67,14 @@ impl Aggregate for Redemption {
 
     fn apply(&mut self, event: &RedemptionEvent) {
         match event {
-            RedemptionEvent::RedemptionPlaced { redemption_id, user_id, product_id, quantity, points } => {
+            RedemptionEvent::RedemptionPlaced {
+                redemption_id,
+                user_id,
+                product_id,
+                quantity,
+                points,
+                ..
+            } => {
                 *self = Redemption {
                     id: Some(*redemption_id),
                     user_id: Some(*user_id),
@@ -88,6 +98,7 @@ pub enum RedemptionCommand {
         product_id: ProductId,
         quantity: i64,
         points: i64,
+        offer_id: Option<OfferId>,
     },
     Fulfil {
         by: UserId,
@@ -118,13 +129,18 @@ impl Decide for Redemption {
 
     fn decide(&self, command: RedemptionCommand) -> Result<Vec<RedemptionEvent>, RedemptionError> {
         let (redemption_id, status) = match (self.id, self.status, &command) {
-            (None, _, RedemptionCommand::Place { redemption_id, user_id, product_id, quantity, points }) => {
+            (
+                None,
+                _,
+                RedemptionCommand::Place { redemption_id, user_id, product_id, quantity, points, offer_id },
+            ) => {
                 return Ok(vec![RedemptionEvent::RedemptionPlaced {
                     redemption_id: *redemption_id,
                     user_id: *user_id,
                     product_id: *product_id,
                     quantity: *quantity,
                     points: *points,
+                    offer_id: *offer_id,
                 }])
             }
             (Some(_), _, RedemptionCommand::Place { .. }) => return Err(RedemptionError::AlreadyPlaced),
@@ -164,6 +180,7 @@ mod tests {
             product_id: ProductId(Uuid::from_u128(6)),
             quantity: 1,
             points: 100,
+            offer_id: None,
         }
     }
 

@@ -1,11 +1,11 @@
 //! Property tests: whatever sequence of commands arrives, every balance and every
-//! product's available stock stays ≥ 0, and folding the same events again gives the
-//! same state.
+//! product's available stock stays ≥ 0, no offer sells past its units or a customer's
+//! limit, and folding the same events again gives the same state.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use domain::account::{Account, AccountCommand, AccountEvent, Allocation, CreditSource};
-use domain::product::{Product, ProductCommand, ProductDetails, ProductEvent};
-use domain::{Aggregate, CategoryId, Decide, LotId, ProductId, PurchaseId, RedemptionId, UserId};
+use domain::product::{OfferTerms, Order, Product, ProductCommand, ProductDetails, ProductEvent};
+use domain::{Aggregate, CategoryId, Decide, LotId, OfferId, ProductId, PurchaseId, RedemptionId, UserId};
 use proptest::prelude::*;
 use uuid::Uuid;
 
@@ -15,7 +15,9 @@ enum Op {
     Debit { points: i64, redemption: u8 },
     Refund { redemption: u8 },
     Adjust { delta: i64 },
-    Reserve { quantity: i64, redemption: u8 },
+    Reserve { quantity: i64, redemption: u8, buyer: u8, offer_only: bool },
+    Offer { units: Option<i64>, limit: Option<i64>, starts_in_hours: i64, hours: i64 },
+    CancelOffer { offer: u128 },
     Release { redemption: u8 },
     Ship { redemption: u8 },
     Receive { quantity: i64 },
@@ -32,7 +34,13 @@ fn op() -> impl Strategy<Value = Op> {
         (-5i64..600, 0u8..8).prop_map(|(points, redemption)| Op::Debit { points, redemption }),
         (0u8..8).prop_map(|redemption| Op::Refund { redemption }),
         (-300i64..300).prop_map(|delta| Op::Adjust { delta }),
-        (-2i64..6, 0u8..8).prop_map(|(quantity, redemption)| Op::Reserve { quantity, redemption }),
+        (-2i64..6, 0u8..8, 0u8..3, any::<bool>()).prop_map(|(quantity, redemption, buyer, offer_only)| {
+            Op::Reserve { quantity, redemption, buyer, offer_only }
+        }),
+        (proptest::option::of(0i64..6), proptest::option::of(0i64..3), -2i64..3, -1i64..48).prop_map(
+            |(units, limit, starts_in_hours, hours)| Op::Offer { units, limit, starts_in_hours, hours }
+        ),
+        (0u128..4).prop_map(|offer| Op::CancelOffer { offer }),
         (0u8..8).prop_map(|redemption| Op::Release { redemption }),
         (0u8..8).prop_map(|redemption| Op::Ship { redemption }),
         (-2i64..10).prop_map(|quantity| Op::Receive { quantity }),
@@ -54,6 +62,11 @@ struct World {
     account_log: Vec<AccountEvent>,
     product_log: Vec<ProductEvent>,
     lots: u128,
+    offers: u128,
+}
+
+fn buyer(n: u8) -> UserId {
+    UserId(Uuid::from_u128(100 + u128::from(n)))
 }
 
 impl World {
@@ -67,6 +80,7 @@ impl World {
             account_log: vec![],
             product_log: vec![],
             lots: 0,
+            offers: 0,
         };
         w.account_cmd(AccountCommand::Open { user_id: user });
         w.product_cmd(ProductCommand::List {
@@ -156,12 +170,39 @@ impl World {
                     now,
                 })
             }
-            Op::Reserve { quantity, redemption } => {
-                self.product_cmd(ProductCommand::Reserve { redemption_id: rid(redemption), quantity })
+            Op::Reserve { quantity, redemption, buyer: b, offer_only } => {
+                let order = Order { user_id: buyer(b), quantity, offer_only, max_points: None };
+                if let Ok(quote) = self.product.quote(&order, now) {
+                    self.product_cmd(ProductCommand::Reserve {
+                        redemption_id: rid(redemption),
+                        quantity,
+                        buyer: buyer(b),
+                        offer_id: quote.offer_id,
+                    })
+                }
             }
             Op::Release { redemption } => {
-                self.product_cmd(ProductCommand::Release { redemption_id: rid(redemption) })
+                self.product_cmd(ProductCommand::Release { redemption_id: rid(redemption), now })
             }
+            Op::Offer { units, limit, starts_in_hours, hours } => {
+                self.offers += 1;
+                let starts_at = now + Duration::hours(starts_in_hours);
+                let terms = OfferTerms {
+                    offer_id: OfferId(Uuid::from_u128(self.offers)),
+                    point_cost: 5,
+                    starts_at,
+                    ends_at: starts_at + Duration::hours(hours),
+                    units,
+                    per_customer_limit: limit,
+                    title: None,
+                };
+                self.product_cmd(ProductCommand::CreateOffer { terms, now })
+            }
+            Op::CancelOffer { offer } => self.product_cmd(ProductCommand::CancelOffer {
+                offer_id: OfferId(Uuid::from_u128(offer)),
+                reason: None,
+                now,
+            }),
             Op::Ship { redemption } => {
                 self.product_cmd(ProductCommand::Ship { redemption_id: rid(redemption) })
             }
@@ -190,6 +231,12 @@ proptest! {
             prop_assert!(w.account.lots.iter().all(|l| l.remaining >= 0), "a lot went negative: {:?}", w.account.lots);
             prop_assert!(w.product.available() >= 0, "available {}", w.product.available());
             prop_assert!(w.product.reserved >= 0 && w.product.on_hand >= 0);
+            for o in w.product.offers() {
+                prop_assert!(o.sold >= 0 && o.terms.units.is_none_or(|u| o.sold <= u), "offer sold {}", o.sold);
+                if let Some(limit) = o.terms.per_customer_limit {
+                    prop_assert!((0..3).all(|b| (0..=limit).contains(&o.bought_by(buyer(b)))));
+                }
+            }
         }
         // The ledger's sum of deltas is the balance.
         let sum: i64 = w.account_log.iter().map(AccountEvent::delta).sum();
@@ -210,5 +257,6 @@ proptest! {
             (product.on_hand, product.reserved, product.active),
             (w.product.on_hand, w.product.reserved, w.product.active)
         );
+        prop_assert_eq!(product.offers(), w.product.offers());
     }
 }

@@ -144,7 +144,7 @@ async fn repair(projection: Projection, raw: &Client, pool: &Pool) -> anyhow::Re
         Projection::Accounts => {
             "SELECT user_id, balance, lifetime_earned, lifetime_spent, lots FROM read.balances".to_owned()
         }
-        _ => format!("SELECT {PRODUCT_COLUMNS} FROM read.products"),
+        _ => format!("SELECT {PRODUCT_COLUMNS} FROM read.products p"),
     };
     let rows = client.query_raw(&sql, std::iter::empty::<i32>()).await?;
     pin_mut!(rows);

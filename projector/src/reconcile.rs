@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use domain::account::{Account, AccountEvent};
-use domain::product::Product;
+use domain::product::{Product, ProductEvent};
 use domain::purchase::{Purchase, PurchaseStatus};
 use domain::redemption::Redemption;
 use domain::{Aggregate, DomainEvent};
@@ -47,6 +47,47 @@ impl Aggregate for Totals {
         self.spent += spent;
         self.movements += i64::from(event.moves_points());
         self.account.apply(event);
+    }
+}
+
+/// A product's fold plus every offer it ever had (the aggregate forgets offers once
+/// they are over): units sold at the offer's price and not given back, and whether it
+/// was cancelled.
+#[derive(Default, Clone)]
+struct ProductTotals {
+    product: Product,
+    offers: BTreeMap<Uuid, OfferTotals>,
+}
+
+#[derive(Default, Clone)]
+struct OfferTotals {
+    units: Option<i64>,
+    sold: i64,
+    cancelled: bool,
+}
+
+impl Aggregate for ProductTotals {
+    type Event = ProductEvent;
+    const STREAM: &'static str = Product::STREAM;
+
+    fn apply(&mut self, event: &ProductEvent) {
+        match event {
+            ProductEvent::OfferCreated { terms, .. } => {
+                let offer = OfferTotals { units: terms.units, ..OfferTotals::default() };
+                self.offers.insert(terms.offer_id.0, offer);
+            }
+            ProductEvent::OfferCancelled { offer_id, .. } => {
+                self.offers.entry(offer_id.0).or_default().cancelled = true;
+            }
+            ProductEvent::StockReserved { offer_id: Some(id), quantity, .. } => {
+                self.offers.entry(id.0).or_default().sold += quantity;
+            }
+            ProductEvent::StockReleased { offer_id: Some(id), quantity, .. } => {
+                self.offers.entry(id.0).or_default().sold -= quantity;
+            }
+            _ => {}
+        }
+        self.product.apply(event);
     }
 }
 
@@ -144,11 +185,12 @@ async fn accounts(client: &Client, drifts: &mut Vec<Drift>) -> anyhow::Result<()
 
 async fn products(client: &Client, drifts: &mut Vec<Drift>) -> anyhow::Result<()> {
     let (upto, _) = batch::checkpoint(client, Projection::Catalog).await?;
-    let folded = fold_all::<Product>(client, upto).await?;
+    let folded = fold_all::<ProductTotals>(client, upto).await?;
+    offers(client, &folded, drifts).await?;
     let rows = client.query("SELECT id, on_hand, reserved, active FROM read.products", &[]).await?;
     let mut read: HashMap<Uuid, (i64, i64, bool)> =
         rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3)))).collect();
-    for (id, p) in &folded {
+    for (id, ProductTotals { product: p, .. }) in &folded {
         let Some((on_hand, reserved, active)) = read.remove(id) else {
             missing(drifts, "products", *id);
             continue;
@@ -158,6 +200,36 @@ async fn products(client: &Client, drifts: &mut Vec<Drift>) -> anyhow::Result<()
         compare(drifts, "products", *id, "active", active, p.active);
     }
     read.keys().for_each(|id| unexpected(drifts, "products", *id));
+    Ok(())
+}
+
+/// Each offer's units sold and cancellation against the fold, and no offer sold past
+/// its units.
+async fn offers(
+    client: &Client,
+    folded: &BTreeMap<Uuid, ProductTotals>,
+    drifts: &mut Vec<Drift>,
+) -> anyhow::Result<()> {
+    let rows = client
+        .query("SELECT id, product_id, units_sold, cancelled_at IS NOT NULL FROM read.offers", &[])
+        .await?;
+    let mut read: HashMap<Uuid, (Uuid, i64, bool)> =
+        rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3)))).collect();
+    for (product_id, totals) in folded {
+        for (id, o) in &totals.offers {
+            if let Some(units) = o.units.filter(|u| o.sold > *u) {
+                compare(drifts, "offers", *id, "units_sold within units", units, o.sold);
+            }
+            let Some((product, sold, cancelled)) = read.remove(id) else {
+                missing(drifts, "offers", *id);
+                continue;
+            };
+            compare(drifts, "offers", *id, "product_id", product, *product_id);
+            compare(drifts, "offers", *id, "units_sold", sold, o.sold);
+            compare(drifts, "offers", *id, "cancelled", cancelled, o.cancelled);
+        }
+    }
+    read.keys().for_each(|id| unexpected(drifts, "offers", *id));
     Ok(())
 }
 

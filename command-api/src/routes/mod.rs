@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod auth;
 pub mod catalog;
 pub mod health;
+pub mod offers;
 pub mod packages;
 pub mod purchases;
 pub mod redemptions;
@@ -25,6 +26,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/products/{id}/delist", web::post().to(catalog::delist_product))
                 .route("/products/{id}/relist", web::post().to(catalog::relist_product))
                 .route("/products/{id}/stock", web::post().to(catalog::change_stock))
+                .route("/offers", web::post().to(offers::create))
+                .route("/offers/{id}/cancel", web::post().to(offers::cancel))
                 .route("/credit-packages", web::post().to(packages::create_package))
                 .route("/credit-packages/{id}/retire", web::post().to(packages::retire_package))
                 .route("/credit-purchases", web::post().to(purchases::start_purchase))

@@ -2,13 +2,17 @@
 //! the product, account and redemption streams; cancelling releases and refunds;
 //! fulfilling ships. Streams are locked before they are loaded, so a hot product
 //! serializes its redemptions instead of failing them with conflicts.
+//!
+//! The price is quoted from the product's state under that lock, at the command's own
+//! clock: inside a golden-hour offer's window the offer's price, its units and the
+//! customer's limit are decided there, never against a read model (design §11).
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::account::{Account, AccountCommand, AccountEvent, Allocation};
-use domain::product::{Product, ProductCommand};
+use domain::product::{Order, Product, ProductCommand};
 use domain::redemption::{Redemption, RedemptionCommand};
-use domain::{is_valid_amount, Decide, DomainEvent, ProductId, RedemptionId, Role, UserId};
+use domain::{is_valid_amount, Decide, DomainEvent, ProductId, RedemptionId, Role};
 use infra::http::error::ApiError;
 use infra::http::extract::{path_id, Caller, Json, RawBody};
 use infra::store;
@@ -25,38 +29,45 @@ use crate::state::AppState;
 pub struct NewRedemption {
     product_id: ProductId,
     quantity: i64,
+    /// The most the customer agrees to pay for the whole order.
+    #[serde(default)]
+    max_points: Option<i64>,
+    /// `false`: pay the list price when the live offer cannot be had.
+    #[serde(default)]
+    offer_only: Option<bool>,
 }
 
 struct PlaceRedemption {
     id: RedemptionId,
-    user: UserId,
     product_id: ProductId,
-    quantity: i64,
+    order: Order,
 }
 
 impl Command for PlaceRedemption {
     async fn execute(&self, uow: &mut UnitOfWork<'_>, ctx: &Context) -> Result<Reply, ApiError> {
-        let (account_stream, product_stream) = (self.user.stream(), self.product_id.stream());
+        let Order { user_id, quantity, .. } = self.order;
+        let (account_stream, product_stream) = (user_id.stream(), self.product_id.stream());
         uow.lock(&[&account_stream, &product_stream]).await?;
         let product = uow.load::<Product>(&product_stream).await?;
-        let cost = product.state.point_cost().ok_or_else(|| ApiError::NotFound("no such product".into()))?;
-        let points = cost
-            .checked_mul(self.quantity)
-            .filter(|p| is_valid_amount(*p))
-            .ok_or_else(|| ApiError::Validation("quantity is too large".into()))?;
-        let reserved = product
-            .state
-            .decide(ProductCommand::Reserve { redemption_id: self.id, quantity: self.quantity })?;
+        let quote = product.state.quote(&self.order, ctx.now)?;
+        let reserved = product.state.decide(ProductCommand::Reserve {
+            redemption_id: self.id,
+            quantity,
+            buyer: user_id,
+            offer_id: quote.offer_id,
+        })?;
         let account = uow.load::<Account>(&account_stream).await?;
+        let points = quote.points;
         let debited =
             account.state.decide(AccountCommand::Debit { redemption_id: self.id, points, now: ctx.now })?;
         let redemption = uow.fresh::<Redemption>(self.id.stream());
         let placed = redemption.state.decide(RedemptionCommand::Place {
             redemption_id: self.id,
-            user_id: self.user,
+            user_id,
             product_id: self.product_id,
-            quantity: self.quantity,
+            quantity,
             points,
+            offer_id: quote.offer_id,
         })?;
         let after = uow.push(account, &debited)?;
         uow.push(product, &reserved)?;
@@ -67,8 +78,10 @@ impl Command for PlaceRedemption {
                 "id": self.id,
                 "status": "placed",
                 "product_id": self.product_id,
-                "quantity": self.quantity,
+                "quantity": quantity,
                 "points": points,
+                "point_cost": quote.point_cost,
+                "offer_id": quote.offer_id,
                 "balance_after": after.balance(),
             }),
         ))
@@ -82,17 +95,18 @@ pub async fn place(
     input: Json<NewRedemption>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Customer)?;
-    if !is_valid_amount(input.value.quantity) || input.value.quantity > 10_000 {
+    let NewRedemption { product_id, quantity, max_points, offer_only } = input.value;
+    if !is_valid_amount(quantity) || quantity > 10_000 {
         return Err(ApiError::Validation("quantity must be 1 to 10000".into()));
+    }
+    if max_points.is_some_and(|m| !is_valid_amount(m)) {
+        return Err(ApiError::Validation("max_points must be a positive whole number".into()));
     }
     let idempotency = pipeline::idempotency_key(&req, caller.0.sub.to_string(), &input.raw)?;
     let ctx = Context::for_caller(&req, "PlaceRedemption", &caller, Role::Customer);
-    let command = PlaceRedemption {
-        id: RedemptionId(Uuid::new_v4()),
-        user: caller.user_id(),
-        product_id: input.value.product_id,
-        quantity: input.value.quantity,
-    };
+    let order =
+        Order { user_id: caller.user_id(), quantity, offer_only: offer_only.unwrap_or(true), max_points };
+    let command = PlaceRedemption { id: RedemptionId(Uuid::new_v4()), product_id, order };
     pipeline::run(&state, ctx, idempotency, &command).await
 }
 
@@ -103,7 +117,7 @@ struct Settle {
 }
 
 impl Command for Settle {
-    async fn execute(&self, uow: &mut UnitOfWork<'_>, _ctx: &Context) -> Result<Reply, ApiError> {
+    async fn execute(&self, uow: &mut UnitOfWork<'_>, ctx: &Context) -> Result<Reply, ApiError> {
         let stream = self.id.stream();
         let redemption = uow.load::<Redemption>(&stream).await?;
         let settled = redemption.state.decide(self.command.clone())?;
@@ -122,7 +136,7 @@ impl Command for Settle {
         }
         let product = uow.load::<Product>(&product_stream).await?;
         let stock = product.state.decide(if cancelling {
-            ProductCommand::Release { redemption_id: self.id }
+            ProductCommand::Release { redemption_id: self.id, now: ctx.now }
         } else {
             ProductCommand::Ship { redemption_id: self.id }
         })?;

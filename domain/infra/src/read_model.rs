@@ -39,7 +39,7 @@ impl Projection {
     pub fn tables(self) -> &'static [&'static str] {
         match self {
             Projection::Accounts => &["balances", "ledger"],
-            Projection::Catalog => &["categories", "products", "packages"],
+            Projection::Catalog => &["categories", "products", "packages", "offers"],
             Projection::Orders => &["purchases", "redemptions"],
             Projection::Insights => &["product_categories", "category_affinity", "product_popularity"],
         }
@@ -109,10 +109,13 @@ pub fn reco_key(user_id: Uuid, digest: &str) -> String {
     format!("tally:reco:{user_id}:{digest}")
 }
 
-/// The read schema as its migration creates it: empty tables and zero checkpoints. A
+/// The read schema as its migrations create it: empty tables and zero checkpoints. A
 /// later migration that changes a read table must be appended here too (a test would
 /// catch the drift: `reconcile` after the dr-drill's rebuild of a dropped schema).
-const READ_SCHEMA_DDL: &str = include_str!("../../../migrations/V4__read_models.sql");
+const READ_SCHEMA_DDL: &str = concat!(
+    include_str!("../../../migrations/V4__read_models.sql"),
+    include_str!("../../../migrations/V6__read_offers.sql"),
+);
 
 /// Recreates the `read` schema when it is missing (lost, or dropped by an operator),
 /// so `projector rebuild` can build every projection from the events alone. Returns

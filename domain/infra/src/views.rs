@@ -33,6 +33,10 @@ impl BalanceDoc {
 }
 
 /// A catalog product as clients see it.
+///
+/// Cached and stored docs carry the product's `schedule` (offers not over when it was
+/// written); [`ProductDoc::at`] turns that into the one `offer` live at the moment of
+/// the read, so a cached document never shows an offer past its end.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProductDoc {
     pub id: Uuid,
@@ -44,13 +48,39 @@ pub struct ProductDoc {
     pub in_offer_pool: bool,
     pub active: bool,
     pub image_url: Option<String>,
+    /// The offer live at the read; always `null` in a cached document.
+    #[serde(default)]
+    pub offer: Option<OfferDoc>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedule: Vec<OfferDoc>,
 }
 
-pub const PRODUCT_COLUMNS: &str =
-    "id, name, description, category_id, point_cost, available, in_offer_pool, active, image_url";
+/// A golden-hour offer inside a product document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfferDoc {
+    pub id: Uuid,
+    pub point_cost: i64,
+    pub starts_at: DateTime<Utc>,
+    /// When it stops selling (sooner than planned if it was cancelled).
+    pub ends_at: DateTime<Utc>,
+    /// `null`: no cap besides the product's stock.
+    pub units_left: Option<i64>,
+    pub per_customer_limit: Option<i64>,
+    pub title: Option<String>,
+}
+
+impl OfferDoc {
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.starts_at <= now && now < self.ends_at
+    }
+}
+
+/// The columns of a [`ProductDoc`] from `read.products p`, with its schedule.
+pub const PRODUCT_COLUMNS: &str = "p.id, p.name, p.description, p.category_id, p.point_cost, p.available,      p.in_offer_pool, p.active, p.image_url,      (SELECT COALESCE(jsonb_agg(jsonb_build_object('id', o.id, 'point_cost', o.point_cost,          'starts_at', o.starts_at, 'ends_at', o.ends_effective,          'units_left', o.units - o.units_sold, 'per_customer_limit', o.per_customer_limit,          'title', o.title) ORDER BY o.starts_at), '[]')       FROM read.offers o WHERE o.product_id = p.id AND o.ends_effective > now()) AS schedule";
 
 impl ProductDoc {
     pub fn from_row(r: &tokio_postgres::Row) -> Self {
+        let schedule: serde_json::Value = r.get("schedule");
         ProductDoc {
             id: r.get("id"),
             name: r.get("name"),
@@ -61,7 +91,26 @@ impl ProductDoc {
             in_offer_pool: r.get("in_offer_pool"),
             active: r.get("active"),
             image_url: r.get("image_url"),
+            offer: None,
+            schedule: serde_json::from_value(schedule).unwrap_or_default(),
         }
+    }
+
+    /// The document as of `now`: `offer` is the offer live then (if any, and only if
+    /// it lowers the price), and the schedule is left out.
+    pub fn at(mut self, now: DateTime<Utc>) -> Self {
+        let live = self
+            .schedule
+            .drain(..)
+            .chain(self.offer.take())
+            .find(|o| o.is_live(now) && o.point_cost < self.point_cost);
+        self.offer = live;
+        self
+    }
+
+    /// What one unit costs at `now`.
+    pub fn price_at(&self, now: DateTime<Utc>) -> i64 {
+        self.clone().at(now).offer.map_or(self.point_cost, |o| o.point_cost)
     }
 }
 
@@ -86,6 +135,6 @@ pub async fn load_product(
     client: &impl GenericClient,
     id: Uuid,
 ) -> Result<Option<ProductDoc>, tokio_postgres::Error> {
-    let sql = format!("SELECT {PRODUCT_COLUMNS} FROM read.products WHERE id = $1");
+    let sql = format!("SELECT {PRODUCT_COLUMNS} FROM read.products p WHERE p.id = $1");
     Ok(client.query_opt(&sql, &[&id]).await?.map(|r| ProductDoc::from_row(&r)))
 }

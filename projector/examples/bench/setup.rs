@@ -222,6 +222,8 @@ pub async fn rebuild_corpus(client: &mut tokio_postgres::Client, events: usize) 
                     product_id,
                     redemption_id,
                     quantity: 1,
+                    offer_id: None,
+                    user_id: None,
                 }));
                 let placed = RedemptionEvent::RedemptionPlaced {
                     redemption_id,
@@ -229,6 +231,7 @@ pub async fn rebuild_corpus(client: &mut tokio_postgres::Client, events: usize) 
                     product_id,
                     quantity: 1,
                     points: 1,
+                    offer_id: None,
                 };
                 appends.push(StreamAppend {
                     stream_id: redemption_id.stream(),

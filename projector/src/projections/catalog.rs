@@ -1,5 +1,5 @@
 //! `catalog`: categories, products (with available stock and the search vector, which
-//! Postgres generates) and credit packages.
+//! Postgres generates), credit packages and golden-hour offers (see `offers`).
 
 use std::collections::HashMap;
 
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
-use super::{decode, load, replace_on, write, Changes, ProjectError};
+use super::{decode, load, offers, replace_on, write, Changes, ProjectError};
 
 const PRODUCT_COLUMNS: &str = "id, name, description, category_id, point_cost, image_url, in_offer_pool, \
      active, on_hand, reserved, version, listed_at, updated_at";
@@ -76,7 +76,14 @@ async fn apply_products(
     }
     let rows: Vec<ProductRow> = rows.into_values().collect();
     write(tx, "products", PRODUCT_COLUMNS, &replace_on("id", PRODUCT_COLUMNS), &rows).await?;
-    changes.products = rows.into_iter().map(ProductRow::into_doc).collect();
+    let mut schedules = offers::apply(tx, &events, &ids, Utc::now()).await?;
+    changes.products = rows
+        .into_iter()
+        .map(|row| {
+            let schedule = schedules.remove(&row.id).unwrap_or_default();
+            row.into_doc(schedule)
+        })
+        .collect();
     Ok(())
 }
 
@@ -151,10 +158,12 @@ impl ProductRow {
                 self.on_hand -= quantity;
                 false
             }
+            // Offers are folded by `offers`; a search on offers is never cached.
+            ProductEvent::OfferCreated { .. } | ProductEvent::OfferCancelled { .. } => false,
         }
     }
 
-    fn into_doc(self) -> ProductDoc {
+    fn into_doc(self, schedule: Vec<infra::views::OfferDoc>) -> ProductDoc {
         ProductDoc {
             id: self.id,
             name: self.name,
@@ -165,6 +174,8 @@ impl ProductRow {
             in_offer_pool: self.in_offer_pool,
             active: self.active,
             image_url: self.image_url,
+            offer: None,
+            schedule,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! | projection | tables (schema `read`) | events |
 //! |---|---|---|
 //! | `accounts` | balances, ledger | account |
-//! | `catalog`  | categories, products, packages | category, product, package |
+//! | `catalog`  | categories, products, packages, offers | category, product, package |
 //! | `orders`   | purchases, redemptions | purchase, redemption |
 //! | `insights` | product_categories, category_affinity, product_popularity | product, redemption, interactions |
 //!
@@ -16,6 +16,7 @@
 mod accounts;
 mod catalog;
 mod insights;
+mod offers;
 mod orders;
 
 use domain::{Aggregate, DomainEvent, EventCodecError};

@@ -122,7 +122,14 @@ async fn apply_redemptions(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Re
     for (recorded, event) in decode::<domain::redemption::Redemption>(events)? {
         let at = recorded.recorded_at;
         let (id, status) = match event {
-            RedemptionEvent::RedemptionPlaced { redemption_id, user_id, product_id, quantity, points } => {
+            RedemptionEvent::RedemptionPlaced {
+                redemption_id,
+                user_id,
+                product_id,
+                quantity,
+                points,
+                ..
+            } => {
                 let row = RedemptionRow {
                     id: redemption_id.0,
                     user_id: user_id.0,

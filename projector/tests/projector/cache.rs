@@ -28,7 +28,7 @@ async fn cache_drift(redis: &Redis, db_url: &str) -> Option<String> {
             return Some(format!("balance {}: cached {got:?}, Postgres {want:?}", want.user_id));
         }
     }
-    let sql = format!("SELECT {} FROM read.products", views::PRODUCT_COLUMNS);
+    let sql = format!("SELECT {} FROM read.products p", views::PRODUCT_COLUMNS);
     for row in client.query(&sql, &[]).await.expect("products") {
         let want = ProductDoc::from_row(&row);
         let got: Option<String> = redis.get(read_model::product_key(want.id)).await.ok()?;

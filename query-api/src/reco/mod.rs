@@ -158,7 +158,8 @@ fn cache_key(balance: &BalanceDoc, spendable: i64, candidates: &[Candidate], lim
     let mut h = Sha256::new();
     h.update(format!("{spendable}:{}:{}:{limit}", balance.lifetime_earned, balance.lifetime_spent));
     for c in candidates {
-        h.update(format!("|{}:{}:{}:{}", c.doc.id, c.doc.point_cost, c.affinity, c.popularity));
+        let offer = c.doc.offer.as_ref().map(|o| (o.id, o.point_cost));
+        h.update(format!("|{}:{}:{offer:?}:{}:{}", c.doc.id, c.doc.point_cost, c.affinity, c.popularity));
     }
     infra::read_model::reco_key(balance.user_id, &hex::encode(&h.finalize()[..16]))
 }

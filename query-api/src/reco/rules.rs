@@ -1,7 +1,9 @@
-//! Rule-based recommendations: affordable, available, active products, ranked by the
-//! user's category affinity, then popularity, then offer-pool status.
+//! Rule-based recommendations: affordable, available, active products, ranked first by
+//! whether a golden-hour offer is live on them (and affordable at its price), then by
+//! the user's category affinity, popularity and offer-pool status.
 
-use infra::views::ProductDoc;
+use chrono::{DateTime, Utc};
+use infra::views::{ProductDoc, PRODUCT_COLUMNS};
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
@@ -29,32 +31,36 @@ pub struct Pick {
     pub products: Vec<ProductDoc>,
 }
 
-/// The best-ranked candidates first. Redemptions weigh most, then clicks, then views.
+/// The best-ranked candidates first, as of `now`. A live offer with units left counts
+/// first, at its price; then redemptions weigh most, then clicks, then views.
 pub async fn candidates(
     client: &impl GenericClient,
     user: Uuid,
     spendable: i64,
+    now: DateTime<Utc>,
 ) -> Result<Vec<Candidate>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            "SELECT p.id, p.name, p.description, p.category_id, p.point_cost, p.available, p.in_offer_pool, \
-                    p.active, p.image_url, c.name AS category_name, \
-                    COALESCE(a.redeemed * 5 + a.clicks * 2 + a.views, 0) AS affinity, \
-                    COALESCE(pp.redeemed * 3 + pp.clicks * 2 + pp.views, 0) AS popularity \
-             FROM read.products p \
-             JOIN read.categories c ON c.id = p.category_id \
-             LEFT JOIN read.category_affinity a ON a.user_id = $1 AND a.category_id = p.category_id \
-             LEFT JOIN read.product_popularity pp ON pp.product_id = p.id \
-             WHERE p.active AND p.available > 0 AND p.point_cost <= $2 \
-             ORDER BY affinity DESC, popularity DESC, p.in_offer_pool DESC, p.point_cost DESC, p.id \
-             LIMIT 100",
-            &[&user, &spendable],
-        )
-        .await?;
+    let sql = format!(
+        "SELECT {PRODUCT_COLUMNS}, c.name AS category_name, \
+                COALESCE(a.redeemed * 5 + a.clicks * 2 + a.views, 0) AS affinity, \
+                COALESCE(pp.redeemed * 3 + pp.clicks * 2 + pp.views, 0) AS popularity, \
+                lo.point_cost IS NOT NULL AS on_offer \
+         FROM read.products p \
+         JOIN read.categories c ON c.id = p.category_id \
+         LEFT JOIN read.category_affinity a ON a.user_id = $1 AND a.category_id = p.category_id \
+         LEFT JOIN read.product_popularity pp ON pp.product_id = p.id \
+         LEFT JOIN LATERAL (SELECT o.point_cost FROM read.offers o \
+             WHERE o.product_id = p.id AND o.starts_at <= $3 AND o.ends_effective > $3 \
+               AND o.point_cost < p.point_cost AND (o.units IS NULL OR o.units_sold < o.units) \
+             LIMIT 1) lo ON true \
+         WHERE p.active AND p.available > 0 AND COALESCE(lo.point_cost, p.point_cost) <= $2 \
+         ORDER BY on_offer DESC, affinity DESC, popularity DESC, p.in_offer_pool DESC, p.point_cost DESC, p.id \
+         LIMIT 100"
+    );
+    let rows = client.query(&sql, &[&user, &spendable, &now]).await?;
     Ok(rows
         .iter()
         .map(|r| Candidate {
-            doc: ProductDoc::from_row(r),
+            doc: ProductDoc::from_row(r).at(now),
             category_name: r.get("category_name"),
             affinity: r.get("affinity"),
             popularity: r.get("popularity"),
@@ -80,7 +86,15 @@ pub fn pick(candidates: &[Candidate], spendable: i64, limit: usize) -> Pick {
     first.extend(rest);
     let products = first.into_iter().take(limit).map(|c| c.doc.clone()).collect();
     let name = &category.name;
-    let reason = if top.affinity > 0 {
+    let reason = if let Some(offer) = &top.doc.offer {
+        format!(
+            "{} is on offer at {} points instead of {} until {} UTC, and fits your balance of {spendable} points.",
+            top.doc.name,
+            offer.point_cost,
+            top.doc.point_cost,
+            offer.ends_at.format("%H:%M"),
+        )
+    } else if top.affinity > 0 {
         format!("You redeem and browse {name} products most; these fit your balance of {spendable} points and are in stock.")
     } else if top.popularity > 0 {
         format!("{name} has the most popular products you can afford with your {spendable} points.")

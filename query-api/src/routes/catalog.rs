@@ -4,7 +4,9 @@
 //! embeds the catalog version, for five minutes: a catalog change bumps the version
 //! and so invalidates every cached search at once, while stock moves (which change no
 //! match or rank) do not. Documents are then read from the product cache, so
-//! availability is always current.
+//! availability is always current. A search with `on_offer` depends on the clock, not
+//! only on the catalog, so it is never cached; and every document's `offer` is
+//! evaluated at the moment of the read ([`ProductDoc::at`]).
 
 use std::collections::HashMap;
 
@@ -64,6 +66,7 @@ pub struct ProductQuery {
     category_id: Option<String>,
     max_points: Option<i64>,
     in_offer_pool: Option<bool>,
+    on_offer: Option<bool>,
     limit: Option<i64>,
     cursor: Option<String>,
 }
@@ -75,6 +78,7 @@ struct Filters {
     category_id: Option<Uuid>,
     max_points: Option<i64>,
     in_offer_pool: Option<bool>,
+    on_offer: Option<bool>,
 }
 
 impl ProductQuery {
@@ -93,7 +97,13 @@ impl ProductQuery {
             return Err(ApiError::Validation("q must be at most 200 characters".into()));
         }
         let q = q.map(search_terms);
-        Ok(Filters { q, category_id, max_points: self.max_points, in_offer_pool: self.in_offer_pool })
+        Ok(Filters {
+            q,
+            category_id,
+            max_points: self.max_points,
+            in_offer_pool: self.in_offer_pool,
+            on_offer: self.on_offer,
+        })
     }
 }
 
@@ -138,7 +148,9 @@ async fn search(state: &AppState, fresh: Fresh, filters: &Filters) -> Result<Vec
     }
     let redis = cache::fail_fast(&state.redis);
     let key = match fresh.0 {
-        // A request that must see a position skips the search cache.
+        // A request that must see a position skips the search cache, and so does one
+        // whose answer changes with the clock.
+        _ if filters.on_offer.is_some() => None,
         Some(_) => None,
         None => redis.get::<Option<i64>, _>(read_model::CATALOG_VERSION_KEY).await.ok().flatten().map(|v| {
             let digest = Sha256::digest(format!("{filters:?}").as_bytes());
@@ -164,9 +176,19 @@ async fn search(state: &AppState, fresh: Fresh, filters: &Filters) -> Result<Vec
                AND ($2::uuid IS NULL OR p.category_id = $2) \
                AND ($3::int8 IS NULL OR p.point_cost <= $3) \
                AND ($4::bool IS NULL OR p.in_offer_pool = $4) \
+               AND ($6::bool IS NULL OR $6 = EXISTS (SELECT 1 FROM read.offers o \
+                     WHERE o.product_id = p.id AND o.starts_at <= now() AND o.ends_effective > now() \
+                       AND o.point_cost < p.point_cost AND (o.units IS NULL OR o.units_sold < o.units))) \
              ORDER BY CASE WHEN $1::text IS NULL THEN 0 ELSE ts_rank(p.search, q.query) END DESC, p.name, p.id \
              LIMIT $5",
-            &[&filters.q, &filters.category_id, &filters.max_points, &filters.in_offer_pool, &MAX_RESULTS],
+            &[
+                &filters.q,
+                &filters.category_id,
+                &filters.max_points,
+                &filters.in_offer_pool,
+                &MAX_RESULTS,
+                &filters.on_offer,
+            ],
         )
         .await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
@@ -216,15 +238,16 @@ async fn hydrate(state: &AppState, fresh: Fresh, ids: &[Uuid]) -> Result<Vec<Pro
         }
     }
     let missing: Vec<Uuid> = ids.iter().filter(|id| !docs.contains_key(id)).copied().collect();
+    let now = chrono::Utc::now();
     if !missing.is_empty() {
         let client = state.pool.get().await?;
-        let sql = format!("SELECT {PRODUCT_COLUMNS} FROM read.products WHERE id = ANY($1)");
+        let sql = format!("SELECT {PRODUCT_COLUMNS} FROM read.products p WHERE p.id = ANY($1)");
         for row in client.query(&sql, &[&missing]).await? {
             let doc = ProductDoc::from_row(&row);
             docs.insert(doc.id, doc);
         }
     }
-    Ok(ids.iter().filter_map(|id| docs.remove(id)).collect())
+    Ok(ids.iter().filter_map(|id| docs.remove(id)).map(|doc| doc.at(now)).collect())
 }
 
 pub async fn product(
@@ -246,7 +269,7 @@ pub async fn product(
                     .ok_or_else(|| ApiError::NotFound("no such product".into()))?
             }
         };
-    with_etag(&req, &doc)
+    with_etag(&req, &doc.at(chrono::Utc::now()))
 }
 
 #[derive(Debug, Serialize)]

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod audit;
 pub mod catalog;
 pub mod health;
+pub mod offers;
 pub mod orders;
 pub mod recommendations;
 
@@ -29,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/categories", web::get().to(catalog::categories))
                 .route("/products", web::get().to(catalog::products))
                 .route("/products/{id}", web::get().to(catalog::product))
+                .route("/offers", web::get().to(offers::offers))
                 .route("/credit-packages", web::get().to(catalog::packages))
                 .route("/credit-purchases/{id}", web::get().to(orders::purchase))
                 .route("/redemptions/{id}", web::get().to(orders::redemption))

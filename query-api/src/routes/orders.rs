@@ -136,7 +136,8 @@ pub async fn account_redemptions(
     Ok(HttpResponse::Ok().json(Page::from_rows(&rows, limit, redemption_from, cursor)))
 }
 
-fn parse_cursor(c: &str) -> Option<(DateTime<Utc>, Uuid)> {
+/// A `<µs since the epoch>_<uuid>` cursor.
+pub(super) fn parse_cursor(c: &str) -> Option<(DateTime<Utc>, Uuid)> {
     let (at, id) = c.split_once('_')?;
     Some((DateTime::from_timestamp_micros(at.parse().ok()?)?, Uuid::parse_str(id).ok()?))
 }

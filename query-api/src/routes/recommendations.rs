@@ -39,9 +39,12 @@ pub async fn recommend(
     let balance = balance_doc(&state, fresh, caller.0.sub).await?;
     let spendable = balance.spendable(Utc::now());
     let client = state.pool.get().await?;
-    let candidates = rules::candidates(&**client, caller.0.sub, spendable).await?;
+    let candidates = rules::candidates(&**client, caller.0.sub, spendable, Utc::now()).await?;
     drop(client);
-    let reco =
+    let mut reco =
         state.reco.recommend(&state.redis, &state.metrics, &balance, spendable, &candidates, limit).await;
+    // A cached answer may name an offer that has ended since.
+    let now = Utc::now();
+    reco.pick.products = reco.pick.products.into_iter().map(|doc| doc.at(now)).collect();
     Ok(HttpResponse::Ok().json(reco))
 }

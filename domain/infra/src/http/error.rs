@@ -43,6 +43,13 @@ pub enum ApiError {
     ProductUnavailable(String),
     #[error("{0}")]
     InvalidState(String),
+    #[error("{0}")]
+    OfferSoldOut(String),
+    #[error("{0}")]
+    OfferLimitReached(String),
+    /// The order costs more than the request's `max_points`; the body names the price.
+    #[error("the price is now {} points, above max_points", .0.points)]
+    PriceChanged(domain::product::Quote),
     #[error("this Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,
     #[error("the request body is too large")]
@@ -74,6 +81,9 @@ impl ApiError {
             ApiError::OutOfStock(_) => "out_of_stock",
             ApiError::ProductUnavailable(_) => "product_unavailable",
             ApiError::InvalidState(_) => "invalid_state",
+            ApiError::OfferSoldOut(_) => "offer_sold_out",
+            ApiError::OfferLimitReached(_) => "offer_limit_reached",
+            ApiError::PriceChanged(_) => "price_changed",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::BodyTimeout => "request_timeout",
@@ -125,7 +135,7 @@ impl ResponseError for ApiError {
             tracing::error!(error = ?cause_chain(self), code = self.code(), "request failed");
         }
         let request_id = REQUEST_ID.try_with(|id| id.clone()).unwrap_or_default();
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "type": format!("https://tally.dev/problems/{}", self.code().replace('_', "-")),
             "title": self.title(),
             "status": status.as_u16(),
@@ -133,6 +143,12 @@ impl ResponseError for ApiError {
             "code": self.code(),
             "request_id": request_id,
         });
+        if let ApiError::PriceChanged(quote) = self {
+            // The current price, so the client can ask its customer and retry.
+            body["points"] = quote.points.into();
+            body["point_cost"] = quote.point_cost.into();
+            body["offer_id"] = serde_json::json!(quote.offer_id);
+        }
         let mut res = HttpResponse::build(status);
         res.extensions_mut().insert(super::metrics::ProblemCode(self.code()));
         res.insert_header((header::CONTENT_TYPE, "application/problem+json"));
@@ -220,9 +236,15 @@ impl From<ProductError> for ApiError {
             ProductError::Invalid(_) => ApiError::Validation(e.to_string()),
             ProductError::Unavailable => ApiError::ProductUnavailable(e.to_string()),
             ProductError::OutOfStock { .. } => ApiError::OutOfStock(e.to_string()),
+            ProductError::OfferSoldOut { .. } => ApiError::OfferSoldOut(e.to_string()),
+            ProductError::OfferLimitReached { .. } => ApiError::OfferLimitReached(e.to_string()),
+            ProductError::PriceChanged(quote) => ApiError::PriceChanged(quote),
+            ProductError::OfferOverlaps => ApiError::Validation(e.to_string()),
+            ProductError::UnknownOffer => ApiError::NotFound(e.to_string()),
             ProductError::AlreadyListed
             | ProductError::AlreadyInState(_)
-            | ProductError::UnknownReservation => ApiError::InvalidState(e.to_string()),
+            | ProductError::UnknownReservation
+            | ProductError::OfferOver => ApiError::InvalidState(e.to_string()),
         }
     }
 }

@@ -130,6 +130,21 @@ pub async fn written_with_first_event_of(
     Ok(rows.iter().map(recorded).collect())
 }
 
+/// The stream in which offer `offer_id` was created (offers live in their product's
+/// stream), through the partial index of migration V5.
+pub async fn stream_of_offer(
+    client: &impl GenericClient,
+    offer_id: uuid::Uuid,
+) -> Result<Option<String>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT stream_id FROM es.events WHERE event_type = 'OfferCreated' AND data->>'offer_id' = $1",
+            &[&offer_id.to_string()],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
 /// Every event of one aggregate's streams (ids starting with `{prefix}-`) up to `upto`
 /// in the safe order, streamed in stream and version order: how `reconcile` folds every
 /// entity afresh without holding the store in memory.

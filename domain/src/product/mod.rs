@@ -4,12 +4,23 @@
 //! `available = on_hand − reserved` never goes below zero. Reserving happens when a
 //! redemption is placed, shipping when it is fulfilled, releasing when it is cancelled.
 //! A delisted product cannot be reserved.
+//!
+//! A product also carries its golden-hour offers ([`offer`]): a redemption's price is
+//! quoted from the offer live at the command's clock, and the reservation records the
+//! offer, so its units and the customer's limit are counted in the same stream.
+
+mod offer;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{is_valid_amount, CategoryId, ProductId, RedemptionId, MAX_AMOUNT};
+pub use offer::{validate_terms, Offer, OfferTerms, Order, Quote, MAX_WINDOW};
+
+use crate::ids::{is_valid_amount, CategoryId, OfferId, ProductId, RedemptionId, UserId, MAX_AMOUNT};
 use crate::{Aggregate, Decide, DomainEvent};
 
 /// The catalog fields of a product.
@@ -75,20 +86,40 @@ pub enum ProductEvent {
         delta: i64,
         reason: String,
     },
+    /// `offer_id` and `user_id` are set when the units were sold at an offer's price.
     StockReserved {
         product_id: ProductId,
         redemption_id: RedemptionId,
         quantity: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offer_id: Option<OfferId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_id: Option<UserId>,
     },
+    /// `offer_id` is set when the units also go back to the offer (it is still on).
     StockReleased {
         product_id: ProductId,
         redemption_id: RedemptionId,
         quantity: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offer_id: Option<OfferId>,
     },
     StockShipped {
         product_id: ProductId,
         redemption_id: RedemptionId,
         quantity: i64,
+    },
+    OfferCreated {
+        product_id: ProductId,
+        #[serde(flatten)]
+        terms: OfferTerms,
+        created_at: DateTime<Utc>,
+    },
+    OfferCancelled {
+        product_id: ProductId,
+        offer_id: OfferId,
+        reason: Option<String>,
+        at: DateTime<Utc>,
     },
 }
 
@@ -104,7 +135,9 @@ impl ProductEvent {
             | ProductEvent::StockAdjusted { product_id, .. }
             | ProductEvent::StockReserved { product_id, .. }
             | ProductEvent::StockReleased { product_id, .. }
-            | ProductEvent::StockShipped { product_id, .. } => *product_id,
+            | ProductEvent::StockShipped { product_id, .. }
+            | ProductEvent::OfferCreated { product_id, .. }
+            | ProductEvent::OfferCancelled { product_id, .. } => *product_id,
         }
     }
 }
@@ -118,7 +151,16 @@ pub struct Product {
     pub active: bool,
     pub on_hand: i64,
     pub reserved: i64,
-    reservations: HashMap<RedemptionId, i64>,
+    reservations: HashMap<RedemptionId, Reservation>,
+    /// Offers not known to be over, in the order they were created.
+    offers: Vec<Offer>,
+}
+
+/// Units promised to a placed redemption, and the offer (and buyer) they were sold under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Reservation {
+    quantity: i64,
+    offer: Option<(OfferId, UserId)>,
 }
 
 impl Product {
@@ -129,12 +171,64 @@ impl Product {
     pub fn point_cost(&self) -> Option<i64> {
         self.details.as_ref().map(|d| d.point_cost)
     }
+
+    pub fn offers(&self) -> &[Offer] {
+        &self.offers
+    }
+
+    pub fn offer(&self, id: OfferId) -> Option<&Offer> {
+        self.offers.iter().find(|o| o.id() == id)
+    }
+
+    /// The offer on at `now` that actually lowers the price (the list price may have
+    /// been revised below it since it was created).
+    pub fn live_offer(&self, now: DateTime<Utc>) -> Option<&Offer> {
+        let list = self.point_cost()?;
+        self.offers.iter().find(|o| o.is_live(now) && o.terms.point_cost < list)
+    }
+
+    /// The price of `order` at `now`: the live offer's when the order can have it,
+    /// else the list price when the customer accepts it (`offer_only: false`). One
+    /// price for every unit: an order is never part offer, part list.
+    pub fn quote(&self, order: &Order, now: DateTime<Utc>) -> Result<Quote, ProductError> {
+        let list = self.point_cost().ok_or(ProductError::NotFound)?;
+        if !self.active {
+            return Err(ProductError::Unavailable);
+        }
+        let offer = match self.live_offer(now) {
+            Some(o) => match o.refusal(order.user_id, order.quantity) {
+                None => Some(o),
+                Some(refusal) if order.offer_only => return Err(refusal),
+                Some(_) => None,
+            },
+            None => None,
+        };
+        let point_cost = offer.map_or(list, |o| o.terms.point_cost);
+        let points = point_cost
+            .checked_mul(order.quantity)
+            .filter(|p| is_valid_amount(*p))
+            .ok_or(ProductError::Invalid("quantity is too large"))?;
+        let quote = Quote { point_cost, points, offer_id: offer.map(Offer::id) };
+        match order.max_points {
+            Some(max) if points > max => Err(ProductError::PriceChanged(quote)),
+            _ => Ok(quote),
+        }
+    }
+
+    fn offer_mut(&mut self, id: OfferId) -> Option<&mut Offer> {
+        self.offers.iter_mut().find(|o| o.id() == id)
+    }
+
+    /// Forgets offers that were over at `at`.
+    fn forget_offers_over_at(&mut self, at: DateTime<Utc>) {
+        self.offers.retain(|o| o.ends_at() > at);
+    }
 }
 
 impl Aggregate for Product {
     type Event = ProductEvent;
     const STREAM: &'static str = "product";
-    const SNAPSHOT: Option<crate::SnapshotCodec<Self>> = Some(crate::SnapshotCodec::json(1));
+    const SNAPSHOT: Option<crate::SnapshotCodec<Self>> = Some(crate::SnapshotCodec::json(2));
 
     fn apply(&mut self, event: &ProductEvent) {
         match event {
@@ -152,18 +246,35 @@ impl Aggregate for Product {
             ProductEvent::ProductRelisted { .. } => self.active = true,
             ProductEvent::StockReceived { quantity, .. } => self.on_hand += quantity,
             ProductEvent::StockAdjusted { delta, .. } => self.on_hand += delta,
-            ProductEvent::StockReserved { redemption_id, quantity, .. } => {
+            ProductEvent::StockReserved { redemption_id, quantity, offer_id, user_id, .. } => {
                 self.reserved += quantity;
-                self.reservations.insert(*redemption_id, *quantity);
+                let offer = offer_id.zip(*user_id);
+                self.reservations.insert(*redemption_id, Reservation { quantity: *quantity, offer });
+                if let Some(o) = offer_id.and_then(|id| self.offer_mut(id)) {
+                    o.count(*user_id, *quantity);
+                }
             }
-            ProductEvent::StockReleased { redemption_id, quantity, .. } => {
+            ProductEvent::StockReleased { redemption_id, quantity, offer_id, .. } => {
                 self.reserved -= quantity;
-                self.reservations.remove(redemption_id);
+                let reservation = self.reservations.remove(redemption_id);
+                if let Some(o) = offer_id.and_then(|id| self.offer_mut(id)) {
+                    o.count(reservation.and_then(|r| r.offer).map(|(_, user)| user), -quantity);
+                }
             }
             ProductEvent::StockShipped { redemption_id, quantity, .. } => {
                 self.reserved -= quantity;
                 self.on_hand -= quantity;
                 self.reservations.remove(redemption_id);
+            }
+            ProductEvent::OfferCreated { terms, created_at, .. } => {
+                self.forget_offers_over_at(*created_at);
+                self.offers.push(Offer::new(terms.clone()));
+            }
+            ProductEvent::OfferCancelled { offer_id, at, .. } => {
+                if let Some(o) = self.offer_mut(*offer_id) {
+                    o.cancelled_at = Some(*at);
+                }
+                self.forget_offers_over_at(*at);
             }
         }
     }
@@ -193,15 +304,49 @@ pub fn apply_changes(d: &mut ProductDetails, c: &ProductChanges) {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProductCommand {
-    List { product_id: ProductId, details: ProductDetails, initial_stock: i64 },
-    Revise { changes: ProductChanges },
+    List {
+        product_id: ProductId,
+        details: ProductDetails,
+        initial_stock: i64,
+    },
+    Revise {
+        changes: ProductChanges,
+    },
     Delist,
     Relist,
-    ReceiveStock { quantity: i64, reason: String },
-    AdjustStock { delta: i64, reason: String },
-    Reserve { redemption_id: RedemptionId, quantity: i64 },
-    Release { redemption_id: RedemptionId },
-    Ship { redemption_id: RedemptionId },
+    ReceiveStock {
+        quantity: i64,
+        reason: String,
+    },
+    AdjustStock {
+        delta: i64,
+        reason: String,
+    },
+    /// Reserves units for `buyer`, under `offer_id` when [`Product::quote`] priced the
+    /// order by that offer.
+    Reserve {
+        redemption_id: RedemptionId,
+        quantity: i64,
+        buyer: UserId,
+        offer_id: Option<OfferId>,
+    },
+    /// Gives the units back, and to their offer while it is still on at `now`.
+    Release {
+        redemption_id: RedemptionId,
+        now: DateTime<Utc>,
+    },
+    Ship {
+        redemption_id: RedemptionId,
+    },
+    CreateOffer {
+        terms: OfferTerms,
+        now: DateTime<Utc>,
+    },
+    CancelOffer {
+        offer_id: OfferId,
+        reason: Option<String>,
+        now: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -220,6 +365,18 @@ pub enum ProductError {
     AlreadyInState(&'static str),
     #[error("no stock is reserved for this redemption")]
     UnknownReservation,
+    #[error("the offer has sold out ({units_left} units left at the offer price)")]
+    OfferSoldOut { units_left: i64 },
+    #[error("the offer allows {limit} units per customer and {bought} are yours already")]
+    OfferLimitReached { limit: i64, bought: i64 },
+    #[error("the price is now {} points, above max_points", .0.points)]
+    PriceChanged(Quote),
+    #[error("no such offer on this product")]
+    UnknownOffer,
+    #[error("the offer's window overlaps another offer on this product")]
+    OfferOverlaps,
+    #[error("the offer is over")]
+    OfferOver,
 }
 
 pub fn validate_details(d: &ProductDetails) -> Result<(), ProductError> {
@@ -311,110 +468,70 @@ impl Decide for Product {
                 }
                 Ok(vec![ProductEvent::StockAdjusted { product_id, delta, reason }])
             }
-            ProductCommand::Reserve { redemption_id, quantity } => {
-                if !is_valid_amount(quantity) {
-                    return Err(ProductError::Invalid("quantity must be a positive whole number"));
-                }
+            ProductCommand::Reserve { redemption_id, quantity, buyer, offer_id } => {
+                self.reserve(product_id, redemption_id, quantity, buyer, offer_id)
+            }
+            ProductCommand::Release { redemption_id, now } => {
+                let r = *self.reservations.get(&redemption_id).ok_or(ProductError::UnknownReservation)?;
+                let offer_id =
+                    r.offer.map(|(id, _)| id).filter(|id| self.offer(*id).is_some_and(|o| o.ends_at() > now));
+                Ok(vec![ProductEvent::StockReleased {
+                    product_id,
+                    redemption_id,
+                    quantity: r.quantity,
+                    offer_id,
+                }])
+            }
+            ProductCommand::Ship { redemption_id } => {
+                let r = *self.reservations.get(&redemption_id).ok_or(ProductError::UnknownReservation)?;
+                Ok(vec![ProductEvent::StockShipped { product_id, redemption_id, quantity: r.quantity }])
+            }
+            ProductCommand::CreateOffer { terms, now } => {
+                validate_terms(&terms, self.point_cost().unwrap_or(0), self.available(), now)?;
                 if !self.active {
                     return Err(ProductError::Unavailable);
                 }
-                if quantity > self.available() {
-                    return Err(ProductError::OutOfStock {
-                        requested: quantity,
-                        available: self.available(),
-                    });
+                if self.offers.iter().any(|o| o.overlaps(terms.starts_at, terms.ends_at, now)) {
+                    return Err(ProductError::OfferOverlaps);
                 }
-                Ok(vec![ProductEvent::StockReserved { product_id, redemption_id, quantity }])
+                Ok(vec![ProductEvent::OfferCreated { product_id, terms, created_at: now }])
             }
-            ProductCommand::Release { redemption_id } => {
-                let quantity =
-                    *self.reservations.get(&redemption_id).ok_or(ProductError::UnknownReservation)?;
-                Ok(vec![ProductEvent::StockReleased { product_id, redemption_id, quantity }])
-            }
-            ProductCommand::Ship { redemption_id } => {
-                let quantity =
-                    *self.reservations.get(&redemption_id).ok_or(ProductError::UnknownReservation)?;
-                Ok(vec![ProductEvent::StockShipped { product_id, redemption_id, quantity }])
-            }
+            ProductCommand::CancelOffer { offer_id, reason, now } => match self.offer(offer_id) {
+                Some(o) if o.ends_at() > now => {
+                    Ok(vec![ProductEvent::OfferCancelled { product_id, offer_id, reason, at: now }])
+                }
+                // Forgotten offers were over too.
+                _ => Err(ProductError::OfferOver),
+            },
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use uuid::Uuid;
-
-    use super::*;
-    use crate::testing::given;
-
-    fn pid() -> ProductId {
-        ProductId(Uuid::from_u128(1))
-    }
-    fn rid(n: u128) -> RedemptionId {
-        RedemptionId(Uuid::from_u128(10 + n))
-    }
-    fn listed() -> ProductEvent {
-        ProductEvent::ProductListed {
-            product_id: pid(),
-            details: ProductDetails {
-                name: "Mug".into(),
-                description: "A mug".into(),
-                category_id: CategoryId(Uuid::from_u128(2)),
-                point_cost: 100,
-                image_url: None,
-                in_offer_pool: false,
-            },
+impl Product {
+    fn reserve(
+        &self,
+        product_id: ProductId,
+        redemption_id: RedemptionId,
+        quantity: i64,
+        buyer: UserId,
+        offer_id: Option<OfferId>,
+    ) -> Result<Vec<ProductEvent>, ProductError> {
+        if !is_valid_amount(quantity) {
+            return Err(ProductError::Invalid("quantity must be a positive whole number"));
         }
-    }
-    fn received(q: i64) -> ProductEvent {
-        ProductEvent::StockReceived { product_id: pid(), quantity: q, reason: "delivery".into() }
-    }
-    fn reserved(n: u128, q: i64) -> ProductEvent {
-        ProductEvent::StockReserved { product_id: pid(), redemption_id: rid(n), quantity: q }
-    }
-
-    #[test]
-    fn reserving_more_than_is_available_is_rejected() {
-        given::<Product>([listed(), received(3), reserved(1, 2)])
-            .when(ProductCommand::Reserve { redemption_id: rid(2), quantity: 2 })
-            .then_err(ProductError::OutOfStock { requested: 2, available: 1 });
-    }
-
-    #[test]
-    fn a_delisted_product_cannot_be_reserved() {
-        given::<Product>([listed(), received(3), ProductEvent::ProductDelisted { product_id: pid() }])
-            .when(ProductCommand::Reserve { redemption_id: rid(1), quantity: 1 })
-            .then_err(ProductError::Unavailable);
-    }
-
-    #[test]
-    fn shipping_and_releasing_settle_the_reservation_exactly() {
-        given::<Product>([listed(), received(3), reserved(1, 2)])
-            .when(ProductCommand::Ship { redemption_id: rid(1) })
-            .then([ProductEvent::StockShipped { product_id: pid(), redemption_id: rid(1), quantity: 2 }]);
-        given::<Product>([
-            listed(),
-            received(3),
-            reserved(1, 2),
-            ProductEvent::StockReleased { product_id: pid(), redemption_id: rid(1), quantity: 2 },
-        ])
-        .when(ProductCommand::Release { redemption_id: rid(1) })
-        .then_err(ProductError::UnknownReservation);
-    }
-
-    #[test]
-    fn an_adjustment_cannot_take_available_stock_below_zero() {
-        given::<Product>([listed(), received(3), reserved(1, 2)])
-            .when(ProductCommand::AdjustStock { delta: -2, reason: "broken".into() })
-            .then_err(ProductError::OutOfStock { requested: 2, available: 1 });
-    }
-
-    #[test]
-    fn listing_with_initial_stock_receives_it() {
-        let ProductEvent::ProductListed { product_id, details } = listed() else { unreachable!() };
-        given::<Product>([]).when(ProductCommand::List { product_id, details, initial_stock: 5 }).then([
-            listed(),
-            ProductEvent::StockReceived { product_id: pid(), quantity: 5, reason: "initial stock".into() },
-        ]);
+        if !self.active {
+            return Err(ProductError::Unavailable);
+        }
+        if quantity > self.available() {
+            return Err(ProductError::OutOfStock { requested: quantity, available: self.available() });
+        }
+        if let Some(id) = offer_id {
+            let offer = self.offer(id).ok_or(ProductError::UnknownOffer)?;
+            if let Some(refusal) = offer.refusal(buyer, quantity) {
+                return Err(refusal);
+            }
+        }
+        let user_id = offer_id.map(|_| buyer);
+        Ok(vec![ProductEvent::StockReserved { product_id, redemption_id, quantity, offer_id, user_id }])
     }
 }
