@@ -279,13 +279,40 @@ pub struct Workload {
     pub products: Vec<String>,
     pub packages: Vec<String>,
     pub redemptions: Vec<String>,
+    pub offers: Vec<String>,
+}
+
+/// The body of an offer on `product` live from a minute ago for an hour.
+pub fn offer_body(product: &str, point_cost: i64, units: Option<i64>, limit: Option<i64>) -> Value {
+    let now = chrono::Utc::now();
+    json!({
+        "product_id": product,
+        "point_cost": point_cost,
+        "starts_at": now - chrono::Duration::minutes(1),
+        "ends_at": now + chrono::Duration::hours(1),
+        "units": units,
+        "per_customer_limit": limit,
+        "title": "Golden hour",
+    })
 }
 
 impl TestApp {
     /// Every kind of command, in a random order drawn from `seed`: catalog and package
     /// admin, purchases paid and failed, redemptions placed, cancelled and fulfilled,
-    /// adjustments both ways, stock moves, interactions and role grants. Business
+    /// adjustments both ways, stock moves, interactions, role grants and golden-hour
+    /// offers created and cancelled. Business
     /// rejections (not enough points, out of stock…) are part of the mix.
+    /// Creates an offer on `product` live from a minute ago for an hour.
+    pub async fn offer(
+        &self,
+        product: &str,
+        point_cost: i64,
+        units: Option<i64>,
+        limit: Option<i64>,
+    ) -> String {
+        self.create("/v1/offers", offer_body(product, point_cost, units, limit)).await
+    }
+
     pub async fn random_workload(&self, seed: u64, steps: usize) -> Workload {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -304,10 +331,12 @@ impl TestApp {
             );
         }
         w.packages.push(self.package(100).await);
+        let offer = self.offer(&w.products[0], 4, Some(4), Some(2)).await;
+        w.offers.push(offer);
         for _ in 0..steps {
             let c = &w.customers[rng.gen_range(0..w.customers.len())];
             let product = w.products[rng.gen_range(0..w.products.len())].clone();
-            match rng.gen_range(0..14) {
+            match rng.gen_range(0..16) {
                 0 => w.customers.push(self.register("late").await),
                 1 => {
                     let id =
@@ -372,6 +401,23 @@ impl TestApp {
                     let action = if rng.gen_bool(0.5) { "delist" } else { "relist" };
                     self.post(&format!("/v1/products/{product}/{action}"), Some(&self.admin), json!({}))
                         .await;
+                }
+                14 => {
+                    let res = self
+                        .post("/v1/offers", Some(&self.admin), offer_body(&product, 4, Some(3), None))
+                        .await;
+                    if res.status() == StatusCode::CREATED {
+                        w.offers.push(body(res).await["id"].as_str().unwrap_or_default().to_owned());
+                    }
+                }
+                15 if !w.offers.is_empty() => {
+                    let o = &w.offers[rng.gen_range(0..w.offers.len())];
+                    self.post(
+                        &format!("/v1/offers/{o}/cancel"),
+                        Some(&self.admin),
+                        json!({ "reason": "test" }),
+                    )
+                    .await;
                 }
                 12 => {
                     let kind = if rng.gen_bool(0.5) { "view" } else { "click" };
