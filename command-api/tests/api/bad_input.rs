@@ -26,6 +26,14 @@ async fn bad_input_gets_the_documented_problem_and_appends_nothing() {
         .0;
     let huge = format!("{{\"name\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
     let unknown = uuid::Uuid::new_v4().to_string();
+    // A live offer (for overlaps) and a cancelled one (for a second cancel) on `product`.
+    let offer = app.offer(&product, 5, Some(3), Some(1)).await;
+    let other = app.product(10, 5).await;
+    let over = app.offer(&other, 5, None, None).await;
+    app.post(&format!("/v1/offers/{over}/cancel"), Some(&app.admin), json!({})).await;
+    let now = chrono::Utc::now();
+    let at = |minutes: i64| (now + chrono::Duration::minutes(minutes)).to_rfc3339();
+    let offer_on = |p: &str, cost: i64, from: i64, to: i64| json!({"product_id": p, "point_cost": cost, "starts_at": at(from), "ends_at": at(to)});
     use StatusCode as S;
     #[rustfmt::skip]
     let cases: Vec<Case> = vec![
@@ -101,6 +109,33 @@ async fn bad_input_gets_the_documented_problem_and_appends_nothing() {
         ("POST", format!("/v1/accounts/{}/adjustments", c.id), Some(&admin), json!({"delta": 1e300, "reason": "r"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
         ("POST", "/v1/interactions".into(), Some(&admin), json!({"product_id": product, "kind": "view"}).to_string(), S::FORBIDDEN, "forbidden"),
         ("POST", "/v1/interactions".into(), Some(&customer), "[]".into(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/redemptions".into(), Some(&customer), json!({"product_id": product, "quantity": 1, "max_points": 0}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/redemptions".into(), Some(&customer), json!({"product_id": product, "quantity": 1, "max_points": "x"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/redemptions".into(), Some(&customer), json!({"product_id": product, "quantity": 1, "offer_only": "no"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/redemptions".into(), Some(&customer), json!({"product_id": product, "quantity": 1, "max_points": 4}).to_string(), S::UNPROCESSABLE_ENTITY, "price_changed"),
+        ("POST", "/v1/redemptions".into(), Some(&customer), json!({"product_id": product, "quantity": 2}).to_string(), S::UNPROCESSABLE_ENTITY, "offer_limit_reached"),
+        ("POST", "/v1/offers".into(), Some(&admin), "{".into(), S::BAD_REQUEST, "malformed_request"),
+        ("POST", "/v1/offers".into(), Some(&admin), huge.clone(), S::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        ("POST", "/v1/offers".into(), None, offer_on(&other, 5, 0, 60).to_string(), S::UNAUTHORIZED, "unauthenticated"),
+        ("POST", "/v1/offers".into(), Some(&customer), offer_on(&other, 5, 0, 60).to_string(), S::FORBIDDEN, "forbidden"),
+        ("POST", "/v1/offers".into(), Some(&admin), json!({"product_id": other, "point_cost": 5}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/offers".into(), Some(&admin), json!({"product_id": other, "point_cost": 5, "starts_at": "soon", "ends_at": at(60)}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/offers".into(), Some(&admin), offer_on(&other, 0, 0, 60).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/offers".into(), Some(&admin), offer_on(&other, -5, 0, 60).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/offers".into(), Some(&admin), offer_on(&other, 10, 0, 60).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/offers".into(), Some(&admin), offer_on(&other, 5, 60, 30).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/offers".into(), Some(&admin), offer_on(&other, 5, -60, -1).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/offers".into(), Some(&admin), offer_on(&other, 5, 0, 32 * 24 * 60).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/offers".into(), Some(&admin), offer_on(&product, 5, 30, 90).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/offers".into(), Some(&admin), json!({"product_id": other, "point_cost": 5, "starts_at": at(0), "ends_at": at(60), "units": 6}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/offers".into(), Some(&admin), json!({"product_id": other, "point_cost": 5, "starts_at": at(0), "ends_at": at(60), "units": 0}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/offers".into(), Some(&admin), json!({"product_id": other, "point_cost": 5, "starts_at": at(0), "ends_at": at(60), "per_customer_limit": -1}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/offers".into(), Some(&admin), offer_on(&unknown, 5, 0, 60).to_string(), S::NOT_FOUND, "not_found"),
+        ("POST", format!("/v1/offers/{unknown}/cancel"), Some(&admin), "{}".into(), S::NOT_FOUND, "not_found"),
+        ("POST", "/v1/offers/not-an-id/cancel".into(), Some(&admin), "{}".into(), S::NOT_FOUND, "not_found"),
+        ("POST", format!("/v1/offers/{offer}/cancel"), Some(&customer), "{}".into(), S::FORBIDDEN, "forbidden"),
+        ("POST", format!("/v1/offers/{offer}/cancel"), Some(&admin), json!({"reason": 7}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", format!("/v1/offers/{over}/cancel"), Some(&admin), "{}".into(), S::UNPROCESSABLE_ENTITY, "invalid_state"),
         ("GET", "/v1/nothing-here".into(), None, String::new(), S::NOT_FOUND, "not_found"),
     ];
     let before = app.event_count().await;

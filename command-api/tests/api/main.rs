@@ -7,5 +7,6 @@ mod lifecycle;
 mod limits;
 mod memory;
 mod observability;
+mod offers;
 mod races;
 mod shutdown;
