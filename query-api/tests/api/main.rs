@@ -3,6 +3,7 @@
 mod authz;
 mod end_to_end;
 mod hostile;
+mod offers;
 mod recommendations;
 mod redis_down;
 mod search;
