@@ -7,6 +7,7 @@
 //! (500,000), `BENCH_LONG_STREAM` (100,000).
 
 mod baselines;
+mod golden;
 mod loadgen;
 mod logins;
 mod report;
@@ -79,6 +80,8 @@ async fn main() -> anyhow::Result<()> {
     rows.push(row);
     log("one hot product, then pgbench on one product");
     rows.push(scenarios::hot_product(&bench, &hot).await?);
+    log("golden hour: 640 customers, one offer of 1,000 units, 256 connections at its start");
+    rows.push(golden::golden_hour(&bench).await?);
     log("redemption latency, open loop at half the maximum");
     rows.push(scenarios::redemption_latency(&bench, max_rate / 2.0).await);
     log("a 100,000-event account beside a fresh one");

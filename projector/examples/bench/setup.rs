@@ -57,6 +57,18 @@ impl Api {
         Ok(ids)
     }
 
+    /// One product at `point_cost` with `stock` units.
+    pub async fn product(&self, point_cost: i64, stock: i64) -> anyhow::Result<String> {
+        let body = json!({"name": "Golden product", "category_id": self.category, "point_cost": point_cost,
+                          "initial_stock": stock});
+        str_field(&self.post("/v1/products", Some(&self.admin), body).await?, "id")
+    }
+
+    /// An offer (the body of `POST /v1/offers`); its id.
+    pub async fn offer(&self, body: Value) -> anyhow::Result<String> {
+        str_field(&self.post("/v1/offers", Some(&self.admin), body).await?, "id")
+    }
+
     /// A registered customer credited with `points` by an admin adjustment.
     pub async fn customer(&self, points: i64) -> anyhow::Result<Customer> {
         let email = format!("bench-{}@tally.dev", Uuid::new_v4().simple());

@@ -61,6 +61,8 @@ async fn every_endpoint_admits_exactly_the_roles_the_design_names() {
         ("/v1/categories".into(), public),
         ("/v1/products?q=mug".into(), public),
         (format!("/v1/products/{product}"), public),
+        ("/v1/offers?state=live".into(), public),
+        ("/v1/products?on_offer=true".into(), public),
         ("/v1/credit-packages".into(), public),
         ("/v1/audit/events".into(), audit),
         (format!("/v1/audit/streams/account-{o}"), audit),
