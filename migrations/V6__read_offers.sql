@@ -18,3 +18,6 @@ CREATE TABLE read.offers (
 CREATE INDEX offers_product_idx ON read.offers (product_id, ends_effective);
 CREATE INDEX offers_starts_idx ON read.offers (starts_at, id);
 CREATE INDEX offers_ends_idx ON read.offers (ends_effective, id);
+
+-- The offer that priced a redemption (null at the list price).
+ALTER TABLE read.redemptions ADD COLUMN offer_id uuid;

@@ -39,6 +39,16 @@ pub fn latest_migration() -> i32 {
     embedded::migrations::runner().get_migrations().iter().map(|m| m.version() as i32).max().unwrap_or(0)
 }
 
+/// A short fingerprint of every embedded migration's contents (refinery's checksums),
+/// so a cached test template made from an earlier edit of a migration is not reused.
+pub fn migrations_fingerprint() -> String {
+    let sum = embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .fold(0u64, |acc, m| acc.rotate_left(7) ^ m.checksum());
+    format!("{:08x}", sum as u32)
+}
+
 /// Fails with a message naming the fix when the database is behind this build.
 pub async fn ensure_migrated(pool: &Pool) -> anyhow::Result<()> {
     let client = pool.get().await.context("connecting to Postgres (is DATABASE_URL right?)")?;

@@ -9,6 +9,7 @@
 //! quoted from the offer live at the command's clock, and the reservation records the
 //! offer, so its units and the customer's limit are counted in the same stream.
 
+mod details;
 mod offer;
 #[cfg(test)]
 mod tests;
@@ -18,44 +19,11 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use details::{apply_changes, validate_details, ProductChanges, ProductDetails};
 pub use offer::{validate_terms, Offer, OfferTerms, Order, Quote, MAX_WINDOW};
 
-use crate::ids::{is_valid_amount, CategoryId, OfferId, ProductId, RedemptionId, UserId, MAX_AMOUNT};
+use crate::ids::{is_valid_amount, OfferId, ProductId, RedemptionId, UserId, MAX_AMOUNT};
 use crate::{Aggregate, Decide, DomainEvent};
-
-/// The catalog fields of a product.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProductDetails {
-    pub name: String,
-    pub description: String,
-    pub category_id: CategoryId,
-    pub point_cost: i64,
-    pub image_url: Option<String>,
-    pub in_offer_pool: bool,
-}
-
-/// A revision: only the fields present change.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProductChanges {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub category_id: Option<CategoryId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub point_cost: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub in_offer_pool: Option<bool>,
-}
-
-impl ProductChanges {
-    pub fn is_empty(&self) -> bool {
-        *self == ProductChanges::default()
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
@@ -171,58 +139,6 @@ impl Product {
     pub fn point_cost(&self) -> Option<i64> {
         self.details.as_ref().map(|d| d.point_cost)
     }
-
-    pub fn offers(&self) -> &[Offer] {
-        &self.offers
-    }
-
-    pub fn offer(&self, id: OfferId) -> Option<&Offer> {
-        self.offers.iter().find(|o| o.id() == id)
-    }
-
-    /// The offer on at `now` that actually lowers the price (the list price may have
-    /// been revised below it since it was created).
-    pub fn live_offer(&self, now: DateTime<Utc>) -> Option<&Offer> {
-        let list = self.point_cost()?;
-        self.offers.iter().find(|o| o.is_live(now) && o.terms.point_cost < list)
-    }
-
-    /// The price of `order` at `now`: the live offer's when the order can have it,
-    /// else the list price when the customer accepts it (`offer_only: false`). One
-    /// price for every unit: an order is never part offer, part list.
-    pub fn quote(&self, order: &Order, now: DateTime<Utc>) -> Result<Quote, ProductError> {
-        let list = self.point_cost().ok_or(ProductError::NotFound)?;
-        if !self.active {
-            return Err(ProductError::Unavailable);
-        }
-        let offer = match self.live_offer(now) {
-            Some(o) => match o.refusal(order.user_id, order.quantity) {
-                None => Some(o),
-                Some(refusal) if order.offer_only => return Err(refusal),
-                Some(_) => None,
-            },
-            None => None,
-        };
-        let point_cost = offer.map_or(list, |o| o.terms.point_cost);
-        let points = point_cost
-            .checked_mul(order.quantity)
-            .filter(|p| is_valid_amount(*p))
-            .ok_or(ProductError::Invalid("quantity is too large"))?;
-        let quote = Quote { point_cost, points, offer_id: offer.map(Offer::id) };
-        match order.max_points {
-            Some(max) if points > max => Err(ProductError::PriceChanged(quote)),
-            _ => Ok(quote),
-        }
-    }
-
-    fn offer_mut(&mut self, id: OfferId) -> Option<&mut Offer> {
-        self.offers.iter_mut().find(|o| o.id() == id)
-    }
-
-    /// Forgets offers that were over at `at`.
-    fn forget_offers_over_at(&mut self, at: DateTime<Utc>) {
-        self.offers.retain(|o| o.ends_at() > at);
-    }
 }
 
 impl Aggregate for Product {
@@ -277,28 +193,6 @@ impl Aggregate for Product {
                 self.forget_offers_over_at(*at);
             }
         }
-    }
-}
-
-/// Applies a revision to catalog details (shared with the read side's fold).
-pub fn apply_changes(d: &mut ProductDetails, c: &ProductChanges) {
-    if let Some(v) = &c.name {
-        d.name = v.clone();
-    }
-    if let Some(v) = &c.description {
-        d.description = v.clone();
-    }
-    if let Some(v) = c.category_id {
-        d.category_id = v;
-    }
-    if let Some(v) = c.point_cost {
-        d.point_cost = v;
-    }
-    if let Some(v) = &c.image_url {
-        d.image_url = Some(v.clone());
-    }
-    if let Some(v) = c.in_offer_pool {
-        d.in_offer_pool = v;
     }
 }
 
@@ -379,29 +273,6 @@ pub enum ProductError {
     OfferOver,
 }
 
-pub fn validate_details(d: &ProductDetails) -> Result<(), ProductError> {
-    validate_name(&d.name)?;
-    validate_description(&d.description)?;
-    if !is_valid_amount(d.point_cost) {
-        return Err(ProductError::Invalid("point_cost must be a positive whole number"));
-    }
-    Ok(())
-}
-
-fn validate_name(name: &str) -> Result<(), ProductError> {
-    if !crate::is_valid_name(name) {
-        return Err(ProductError::Invalid("name must be 1 to 200 characters"));
-    }
-    Ok(())
-}
-
-fn validate_description(description: &str) -> Result<(), ProductError> {
-    if !crate::is_valid_description(description) {
-        return Err(ProductError::Invalid("description must be at most 2000 characters"));
-    }
-    Ok(())
-}
-
 impl Decide for Product {
     type Command = ProductCommand;
     type Error = ProductError;
@@ -431,18 +302,7 @@ impl Decide for Product {
         match command {
             ProductCommand::List { .. } => Err(ProductError::AlreadyListed),
             ProductCommand::Revise { changes } => {
-                if changes.is_empty() {
-                    return Err(ProductError::Invalid("a revision must change at least one field"));
-                }
-                if let Some(name) = &changes.name {
-                    validate_name(name)?;
-                }
-                if let Some(description) = &changes.description {
-                    validate_description(description)?;
-                }
-                if changes.point_cost.is_some_and(|c| !is_valid_amount(c)) {
-                    return Err(ProductError::Invalid("point_cost must be a positive whole number"));
-                }
+                details::validate_changes(&changes)?;
                 Ok(vec![ProductEvent::ProductRevised { product_id, changes }])
             }
             ProductCommand::Delist if !self.active => Err(ProductError::AlreadyInState("delisted")),
@@ -486,23 +346,10 @@ impl Decide for Product {
                 let r = *self.reservations.get(&redemption_id).ok_or(ProductError::UnknownReservation)?;
                 Ok(vec![ProductEvent::StockShipped { product_id, redemption_id, quantity: r.quantity }])
             }
-            ProductCommand::CreateOffer { terms, now } => {
-                validate_terms(&terms, self.point_cost().unwrap_or(0), self.available(), now)?;
-                if !self.active {
-                    return Err(ProductError::Unavailable);
-                }
-                if self.offers.iter().any(|o| o.overlaps(terms.starts_at, terms.ends_at, now)) {
-                    return Err(ProductError::OfferOverlaps);
-                }
-                Ok(vec![ProductEvent::OfferCreated { product_id, terms, created_at: now }])
+            ProductCommand::CreateOffer { terms, now } => self.create_offer(product_id, terms, now),
+            ProductCommand::CancelOffer { offer_id, reason, now } => {
+                self.cancel_offer(product_id, offer_id, reason, now)
             }
-            ProductCommand::CancelOffer { offer_id, reason, now } => match self.offer(offer_id) {
-                Some(o) if o.ends_at() > now => {
-                    Ok(vec![ProductEvent::OfferCancelled { product_id, offer_id, reason, at: now }])
-                }
-                // Forgotten offers were over too.
-                _ => Err(ProductError::OfferOver),
-            },
         }
     }
 }

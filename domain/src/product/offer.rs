@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ProductError;
-use crate::ids::{is_valid_amount, OfferId, UserId};
+use super::{Product, ProductError, ProductEvent};
+use crate::ids::{is_valid_amount, OfferId, ProductId, UserId};
 
 /// The longest window an offer may have.
 pub const MAX_WINDOW: Duration = Duration::days(31);
@@ -121,6 +121,94 @@ pub struct Quote {
     pub points: i64,
     /// The offer the order is priced by, if any.
     pub offer_id: Option<OfferId>,
+}
+
+/// A product's offers: what they are, which is live, what an order costs, and the
+/// decisions to create and cancel one.
+impl Product {
+    pub fn offers(&self) -> &[Offer] {
+        &self.offers
+    }
+
+    pub fn offer(&self, id: OfferId) -> Option<&Offer> {
+        self.offers.iter().find(|o| o.id() == id)
+    }
+
+    /// The offer on at `now` that actually lowers the price (the list price may have
+    /// been revised below it since it was created).
+    pub fn live_offer(&self, now: DateTime<Utc>) -> Option<&Offer> {
+        let list = self.point_cost()?;
+        self.offers.iter().find(|o| o.is_live(now) && o.terms.point_cost < list)
+    }
+
+    /// The price of `order` at `now`: the live offer's when the order can have it,
+    /// else the list price when the customer accepts it (`offer_only: false`). One
+    /// price for every unit: an order is never part offer, part list.
+    pub fn quote(&self, order: &Order, now: DateTime<Utc>) -> Result<Quote, ProductError> {
+        let list = self.point_cost().ok_or(ProductError::NotFound)?;
+        if !self.active {
+            return Err(ProductError::Unavailable);
+        }
+        let offer = match self.live_offer(now) {
+            Some(o) => match o.refusal(order.user_id, order.quantity) {
+                None => Some(o),
+                Some(refusal) if order.offer_only => return Err(refusal),
+                Some(_) => None,
+            },
+            None => None,
+        };
+        let point_cost = offer.map_or(list, |o| o.terms.point_cost);
+        let points = point_cost
+            .checked_mul(order.quantity)
+            .filter(|p| is_valid_amount(*p))
+            .ok_or(ProductError::Invalid("quantity is too large"))?;
+        let quote = Quote { point_cost, points, offer_id: offer.map(Offer::id) };
+        match order.max_points {
+            Some(max) if points > max => Err(ProductError::PriceChanged(quote)),
+            _ => Ok(quote),
+        }
+    }
+
+    pub(super) fn offer_mut(&mut self, id: OfferId) -> Option<&mut Offer> {
+        self.offers.iter_mut().find(|o| o.id() == id)
+    }
+
+    /// Forgets offers that were over at `at`.
+    pub(super) fn forget_offers_over_at(&mut self, at: DateTime<Utc>) {
+        self.offers.retain(|o| o.ends_at() > at);
+    }
+
+    pub(super) fn create_offer(
+        &self,
+        product_id: ProductId,
+        terms: OfferTerms,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ProductEvent>, ProductError> {
+        validate_terms(&terms, self.point_cost().unwrap_or(0), self.available(), now)?;
+        if !self.active {
+            return Err(ProductError::Unavailable);
+        }
+        if self.offers.iter().any(|o| o.overlaps(terms.starts_at, terms.ends_at, now)) {
+            return Err(ProductError::OfferOverlaps);
+        }
+        Ok(vec![ProductEvent::OfferCreated { product_id, terms, created_at: now }])
+    }
+
+    pub(super) fn cancel_offer(
+        &self,
+        product_id: ProductId,
+        offer_id: OfferId,
+        reason: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ProductEvent>, ProductError> {
+        match self.offer(offer_id) {
+            Some(o) if o.ends_at() > now => {
+                Ok(vec![ProductEvent::OfferCancelled { product_id, offer_id, reason, at: now }])
+            }
+            // A forgotten offer was over too.
+            _ => Err(ProductError::OfferOver),
+        }
+    }
 }
 
 /// Checks an offer's terms against the product it is for, at `now`.

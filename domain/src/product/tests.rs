@@ -3,6 +3,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::testing::given;
+use crate::CategoryId;
 
 fn pid() -> ProductId {
     ProductId(Uuid::from_u128(1))

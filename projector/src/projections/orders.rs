@@ -19,7 +19,7 @@ use super::{decode, write, Changes, ProjectError};
 const PURCHASE_COLUMNS: &str = "id, user_id, package_id, price, currency, points, status, payment_ref, \
      failure_reason, created_at, updated_at";
 const REDEMPTION_COLUMNS: &str =
-    "id, user_id, product_id, quantity, points, status, cancel_reason, created_at, updated_at";
+    "id, user_id, product_id, quantity, points, offer_id, status, cancel_reason, created_at, updated_at";
 
 #[derive(Debug, Serialize)]
 struct PurchaseRow {
@@ -41,6 +41,7 @@ struct RedemptionRow {
     product_id: Uuid,
     quantity: i64,
     points: i64,
+    offer_id: Option<Uuid>,
     #[serde(flatten)]
     status: Status,
     created_at: DateTime<Utc>,
@@ -128,7 +129,7 @@ async fn apply_redemptions(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Re
                 product_id,
                 quantity,
                 points,
-                ..
+                offer_id,
             } => {
                 let row = RedemptionRow {
                     id: redemption_id.0,
@@ -136,6 +137,7 @@ async fn apply_redemptions(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Re
                     product_id: product_id.0,
                     quantity,
                     points,
+                    offer_id: offer_id.map(|o| o.0),
                     status: Status::new(redemption_id.0, "placed", at),
                     created_at: at,
                 };

@@ -35,6 +35,8 @@ struct Redemption {
     product_id: Uuid,
     quantity: i64,
     points: i64,
+    /// The golden-hour offer that priced it, if any.
+    offer_id: Option<Uuid>,
     status: String,
     cancel_reason: Option<String>,
     created_at: DateTime<Utc>,
@@ -42,7 +44,7 @@ struct Redemption {
 }
 
 const REDEMPTION_COLUMNS: &str =
-    "id, user_id, product_id, quantity, points, status, cancel_reason, created_at, updated_at";
+    "id, user_id, product_id, quantity, points, status, cancel_reason, created_at, updated_at, offer_id";
 
 fn redemption_from(r: &Row) -> Redemption {
     Redemption {
@@ -55,6 +57,7 @@ fn redemption_from(r: &Row) -> Redemption {
         cancel_reason: r.get(6),
         created_at: r.get(7),
         updated_at: r.get(8),
+        offer_id: r.get(9),
     }
 }
 

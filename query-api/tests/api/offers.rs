@@ -167,4 +167,21 @@ async fn recommendations_favour_a_live_offer_the_customer_can_afford_and_say_so(
     );
     assert!(reco["reason"].as_str().is_some_and(|r| r.contains("on offer at 45 points")), "{reco}");
     assert_eq!(reco["products"].as_array().map(Vec::len), Some(2), "the desk lamp too: {reco}");
+
+    // The redemption records the offer that priced it, and its read shows it.
+    let res = s
+        .cmd
+        .post(
+            "/v1/redemptions",
+            Some(&c.token),
+            json!({ "product_id": deal, "quantity": 1, "max_points": 45 }),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let at = position(&res);
+    let placed: Value = res.json().await.expect("json");
+    let read =
+        s.read(&format!("/v1/redemptions/{}", placed["id"].as_str().expect("id")), &c.token, &at).await;
+    assert_eq!((read["points"].as_i64(), &read["offer_id"]), (Some(45), &placed["offer_id"]), "{read}");
+    assert!(read["offer_id"].is_string(), "{read}");
 }

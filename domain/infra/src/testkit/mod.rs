@@ -70,7 +70,7 @@ impl TestDb {
     pub async fn on(admin_url: &str) -> anyhow::Result<Self> {
         let admin_url = admin_url.to_owned();
         let admin = connect(&with_database(&admin_url, "postgres")).await?;
-        let template = format!("tally_template_v{}", db::latest_migration());
+        let template = format!("tally_template_v{}_{}", db::latest_migration(), db::migrations_fingerprint());
         ensure_template(&admin, &admin_url, &template).await?;
         let name = format!("tally_test_{}", Uuid::new_v4().simple());
         admin
