@@ -95,6 +95,7 @@ fn reconcile_cli(url: &str) -> (bool, Value) {
 
 #[tokio::test]
 async fn reconcile_is_clean_after_a_workload_and_names_exactly_the_corrupted_rows() {
+    // The workload redeems under offers and cancels some, so offers are checked too.
     let app = spawn_app().await;
     let w = app.random_workload(42, 150).await;
     catch_up(&app.db.url).await;
@@ -117,6 +118,11 @@ async fn reconcile_is_clean_after_a_workload_and_names_exactly_the_corrupted_row
         .execute("UPDATE read.redemptions SET status = 'lost' WHERE id = $1", &[&redemption])
         .await
         .expect("corrupt");
+    let offer = uuid::Uuid::parse_str(&w.offers[0]).expect("uuid");
+    client
+        .execute("UPDATE read.offers SET units_sold = units_sold + 1 WHERE id = $1", &[&offer])
+        .await
+        .expect("corrupt");
 
     let (clean, report) = reconcile_cli(&app.db.url);
     assert!(!clean, "exit status 1 on drift");
@@ -136,6 +142,7 @@ async fn reconcile_is_clean_after_a_workload_and_names_exactly_the_corrupted_row
         drifts,
         vec![
             ("balances".into(), victim.to_string(), "balance".into()),
+            ("offers".into(), offer.to_string(), "units_sold".into()),
             ("redemptions".into(), redemption.to_string(), "status".into()),
         ]
     );
