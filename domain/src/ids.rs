@@ -59,6 +59,11 @@ id!(
     /// A golden-hour offer; it lives in its product's stream.
     OfferId
 );
+id!(ExperimentId, crate::experiment::Experiment);
+id!(
+    /// One recommendation answer (an exposure, in behaviour data; not a stream).
+    RecommendationId
+);
 id!(
     /// A lot of points within an account (one per credit); not a stream of its own.
     LotId

@@ -1,5 +1,10 @@
-//! A user's product interactions (views and clicks), the raw input of affinity and
-//! popularity for recommendations. Always accepted; nothing to decide but validity.
+//! A user's product interactions: views, clicks and wishlists, the raw input of
+//! affinity and popularity for recommendations.
+//!
+//! Since experiments (design §12) interactions are behaviour data: kept for a while
+//! and deleted, so they are written to the `behaviour` schema, not the ledger. The
+//! `InteractionRecorded` events the first release appended stay in the store (it is
+//! append-only) and the insights projection still counts them.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +16,17 @@ use crate::{Aggregate, Decide, DomainEvent};
 pub enum InteractionKind {
     View,
     Click,
+    Wishlist,
+}
+
+impl InteractionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InteractionKind::View => "view",
+            InteractionKind::Click => "click",
+            InteractionKind::Wishlist => "wishlist",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

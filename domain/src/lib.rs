@@ -4,13 +4,15 @@
 //! so the compiler keeps the model pure.
 //!
 //! The model is one module per aggregate (`account`, `product`, `category`, `package`,
-//! `purchase`, `redemption`, `interactions`), each with its commands, events, state,
+//! `purchase`, `redemption`, `experiment`, and `interactions` for the interaction
+//! events of the first release), each with its commands, events, state,
 //! `decide`/`evolve` and errors side by side. Decisions are synchronous and pure: the
 //! caller passes `now` and any new ids in. [`Aggregate`] is what the command side needs
 //! to load a stream and fold it.
 
 pub mod account;
 pub mod category;
+pub mod experiment;
 pub mod ids;
 pub mod interactions;
 pub mod package;

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{OfferId, ProductId, RedemptionId, UserId};
+use crate::ids::{OfferId, ProductId, RecommendationId, RedemptionId, UserId};
 use crate::{Aggregate, Decide, DomainEvent};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +19,9 @@ pub enum RedemptionEvent {
         /// The golden-hour offer that priced it, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         offer_id: Option<OfferId>,
+        /// The recommendation the customer named (design §12), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recommendation_id: Option<RecommendationId>,
     },
     RedemptionFulfilled {
         redemption_id: RedemptionId,
@@ -99,6 +102,7 @@ pub enum RedemptionCommand {
         quantity: i64,
         points: i64,
         offer_id: Option<OfferId>,
+        recommendation_id: Option<RecommendationId>,
     },
     Fulfil {
         by: UserId,
@@ -132,7 +136,15 @@ impl Decide for Redemption {
             (
                 None,
                 _,
-                RedemptionCommand::Place { redemption_id, user_id, product_id, quantity, points, offer_id },
+                RedemptionCommand::Place {
+                    redemption_id,
+                    user_id,
+                    product_id,
+                    quantity,
+                    points,
+                    offer_id,
+                    recommendation_id,
+                },
             ) => {
                 return Ok(vec![RedemptionEvent::RedemptionPlaced {
                     redemption_id: *redemption_id,
@@ -141,6 +153,7 @@ impl Decide for Redemption {
                     quantity: *quantity,
                     points: *points,
                     offer_id: *offer_id,
+                    recommendation_id: *recommendation_id,
                 }])
             }
             (Some(_), _, RedemptionCommand::Place { .. }) => return Err(RedemptionError::AlreadyPlaced),
@@ -181,6 +194,7 @@ mod tests {
             quantity: 1,
             points: 100,
             offer_id: None,
+            recommendation_id: None,
         }
     }
 

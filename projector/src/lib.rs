@@ -16,5 +16,6 @@ pub mod metrics;
 pub mod projections;
 pub mod rebuild;
 pub mod reconcile;
+pub mod retention;
 pub mod runner;
 pub mod status;

@@ -137,6 +137,8 @@ async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
     let server_handle = server.handle();
     tokio::spawn(server);
     http::track_lag(&tasks, pool.clone(), metrics.clone(), shutdown.clone());
+    let retention = interaction_retention()?;
+    tasks.spawn(projector::retention::run(pool.clone(), retention, shutdown.clone()));
 
     let stop = shutdown.clone();
     tokio::spawn(async move {
@@ -155,6 +157,19 @@ async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
     runner::run(ctx).await?;
     server_handle.stop(true).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `TALLY_INTERACTION_RETENTION_DAYS` (180), at least one day.
+fn interaction_retention() -> anyhow::Result<chrono::Duration> {
+    let days = match std::env::var("TALLY_INTERACTION_RETENTION_DAYS") {
+        Ok(v) => v.trim().parse::<i64>().ok().filter(|d| (1..=36_500).contains(d)).with_context(|| {
+            format!(
+                "TALLY_INTERACTION_RETENTION_DAYS must be a whole number of days from 1 to 36500, not {v:?}"
+            )
+        })?,
+        Err(_) => projector::retention::DEFAULT_RETENTION_DAYS,
+    };
+    Ok(chrono::Duration::days(days))
 }
 
 async fn wait_for_signal() {

@@ -7,6 +7,7 @@
 //! recommendation engine.
 
 pub mod config;
+pub mod experiments;
 pub mod fresh;
 pub mod metrics;
 pub mod reco;

@@ -1,7 +1,7 @@
 //! The query API's Prometheus series.
 
 use infra::http::metrics::HttpMetrics;
-use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -14,6 +14,12 @@ pub struct Metrics {
     pub reco_fallbacks: IntCounterVec,
     /// 1 while the provider's circuit breaker is open.
     pub breaker_open: IntGauge,
+    /// Recommendation answers recorded as exposures by this process, by experiment
+    /// (its id, or `default`) and variant.
+    pub exposures: IntCounterVec,
+    /// Conversions per running experiment (and `default`) and variant, as the store
+    /// holds them at the scrape, across every instance.
+    pub conversions: IntGaugeVec,
     /// Request latency and outcomes.
     pub http: HttpMetrics,
 }
@@ -40,8 +46,23 @@ impl Metrics {
             ),
             breaker_open: IntGauge::new("tally_recommendation_breaker_open", "1 while the breaker is open")
                 .expect("valid metric"),
+            exposures: counter(
+                "tally_experiment_exposures_total",
+                "Recommendation answers recorded as exposures",
+                &["experiment", "variant"],
+            ),
+            conversions: IntGaugeVec::new(
+                Opts::new(
+                    "tally_experiment_conversions",
+                    "Conversions attributed to an experiment's variant",
+                ),
+                &["experiment", "variant"],
+            )
+            .expect("valid metric"),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 4] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 6] = [
+            Box::new(m.exposures.clone()),
+            Box::new(m.conversions.clone()),
             Box::new(m.cache.clone()),
             Box::new(m.recommendations.clone()),
             Box::new(m.reco_fallbacks.clone()),

@@ -1,10 +1,12 @@
-//! Admin points adjustments and customer interaction logging.
+//! Admin points adjustments and customer interaction logging (one or a batch).
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::account::{Account, AccountCommand};
-use domain::interactions::{InteractionKind, Interactions, RecordInteraction};
-use domain::{Decide, LotId, ProductId, Role, UserId};
+use domain::interactions::InteractionKind;
+use domain::{Decide, LotId, ProductId, RecommendationId, Role, UserId};
+use infra::behaviour::{self, Interaction};
+use infra::store;
 use infra::uow::UnitOfWork;
 use serde::Deserialize;
 use serde_json::json;
@@ -73,21 +75,70 @@ pub async fn adjust(
 pub struct NewInteraction {
     product_id: ProductId,
     kind: InteractionKind,
+    #[serde(default)]
+    recommendation_id: Option<RecommendationId>,
 }
 
-struct Record(RecordInteraction);
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InteractionBatch {
+    items: Vec<NewInteraction>,
+}
+
+/// The most interactions one batch may carry.
+pub const MAX_BATCH: usize = 500;
+
+/// Interactions are behaviour data (see `infra::behaviour`): checked against the
+/// store (the product) and the exposures (the recommendation), then written beside
+/// the ledger, not appended to it.
+struct Record {
+    user: UserId,
+    items: Vec<NewInteraction>,
+}
 
 impl Command for Record {
-    async fn execute(&self, uow: &mut UnitOfWork<'_>, _ctx: &Context) -> Result<Reply, ApiError> {
-        if !uow.exists(&self.0.product_id.stream()).await? {
-            return Err(ApiError::NotFound("no such product".into()));
+    async fn execute(&self, uow: &mut UnitOfWork<'_>, ctx: &Context) -> Result<Reply, ApiError> {
+        let mut streams: Vec<String> = self.items.iter().map(|i| i.product_id.stream()).collect();
+        streams.sort_unstable();
+        streams.dedup();
+        if let Some(missing) = store::missing_streams(uow.tx(), &streams).await?.first() {
+            return Err(ApiError::NotFound(format!("no such product: {missing}")));
         }
-        // Interactions are stateless: this loads the stream's version, not its events.
-        let interactions = uow.load::<Interactions>(&self.0.user_id.interactions_stream()).await?;
-        let Ok(events) = interactions.state.decide(self.0.clone());
-        uow.push(interactions, &events)?;
-        Ok(Reply::new(StatusCode::ACCEPTED, json!({ "accepted": true })))
+        let mut named: Vec<Uuid> =
+            self.items.iter().filter_map(|i| i.recommendation_id.map(|r| r.0)).collect();
+        named.sort_unstable();
+        named.dedup();
+        if let Some(unknown) =
+            behaviour::unknown_recommendations(uow.tx(), self.user.0, &named).await?.first()
+        {
+            return Err(ApiError::NotFound(format!("no recommendation {unknown} was shown to you")));
+        }
+        let items: Vec<Interaction> = self
+            .items
+            .iter()
+            .map(|i| Interaction {
+                user_id: self.user.0,
+                product_id: i.product_id.0,
+                kind: i.kind.as_str(),
+                recommendation_id: i.recommendation_id.map(|r| r.0),
+            })
+            .collect();
+        behaviour::record_interactions(uow.tx(), &items, ctx.now).await?;
+        Ok(Reply::new(StatusCode::ACCEPTED, json!({ "accepted": items.len() })))
     }
+}
+
+async fn record(
+    req: &HttpRequest,
+    state: &AppState,
+    caller: &Caller,
+    raw: &[u8],
+    items: Vec<NewInteraction>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Customer)?;
+    let idempotency = pipeline::idempotency_key(req, caller.0.sub.to_string(), raw)?;
+    let ctx = Context::for_caller(req, "RecordInteraction", caller, Role::Customer);
+    pipeline::run(state, ctx, idempotency, &Record { user: caller.user_id(), items }).await
 }
 
 pub async fn record_interaction(
@@ -96,13 +147,19 @@ pub async fn record_interaction(
     caller: Caller,
     input: Json<NewInteraction>,
 ) -> Result<HttpResponse, ApiError> {
+    record(&req, &state, &caller, &input.raw, vec![input.value]).await
+}
+
+pub async fn record_interactions(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    input: Json<InteractionBatch>,
+) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Customer)?;
-    let idempotency = pipeline::idempotency_key(&req, caller.0.sub.to_string(), &input.raw)?;
-    let ctx = Context::for_caller(&req, "RecordInteraction", &caller, Role::Customer);
-    let command = Record(RecordInteraction {
-        user_id: caller.user_id(),
-        product_id: input.value.product_id,
-        kind: input.value.kind,
-    });
-    pipeline::run(&state, ctx, idempotency, &command).await
+    let items = input.value.items;
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(ApiError::Validation(format!("a batch has 1 to {MAX_BATCH} items")));
+    }
+    record(&req, &state, &caller, &input.raw, items).await
 }

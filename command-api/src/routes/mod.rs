@@ -5,6 +5,7 @@ use actix_web::web;
 pub mod accounts;
 pub mod auth;
 pub mod catalog;
+pub mod experiments;
 pub mod health;
 pub mod offers;
 pub mod packages;
@@ -36,6 +37,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/redemptions/{id}/cancel", web::post().to(redemptions::cancel))
                 .route("/redemptions/{id}/fulfil", web::post().to(redemptions::fulfil))
                 .route("/accounts/{user_id}/adjustments", web::post().to(accounts::adjust))
-                .route("/interactions", web::post().to(accounts::record_interaction)),
+                .route("/interactions", web::post().to(accounts::record_interaction))
+                .route("/interactions/batch", web::post().to(accounts::record_interactions))
+                .route("/experiments", web::post().to(experiments::start))
+                .route("/experiments/{id}/stop", web::post().to(experiments::stop)),
         );
 }

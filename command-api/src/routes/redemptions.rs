@@ -12,7 +12,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use domain::account::{Account, AccountCommand, AccountEvent, Allocation};
 use domain::product::{Order, Product, ProductCommand};
 use domain::redemption::{Redemption, RedemptionCommand};
-use domain::{is_valid_amount, Decide, DomainEvent, ProductId, RedemptionId, Role};
+use domain::{is_valid_amount, Decide, DomainEvent, ProductId, RecommendationId, RedemptionId, Role};
+use infra::behaviour;
 use infra::http::error::ApiError;
 use infra::http::extract::{path_id, Caller, Json, RawBody};
 use infra::store;
@@ -35,17 +36,26 @@ pub struct NewRedemption {
     /// `false`: pay the list price when the live offer cannot be had.
     #[serde(default)]
     offer_only: Option<bool>,
+    /// The recommendation that led here (design §12), for direct attribution.
+    #[serde(default)]
+    recommendation_id: Option<RecommendationId>,
 }
 
 struct PlaceRedemption {
     id: RedemptionId,
     product_id: ProductId,
     order: Order,
+    recommendation_id: Option<RecommendationId>,
 }
 
 impl Command for PlaceRedemption {
     async fn execute(&self, uow: &mut UnitOfWork<'_>, ctx: &Context) -> Result<Reply, ApiError> {
         let Order { user_id, quantity, .. } = self.order;
+        if let Some(r) = self.recommendation_id {
+            if !behaviour::unknown_recommendations(uow.tx(), user_id.0, &[r.0]).await?.is_empty() {
+                return Err(ApiError::NotFound(format!("no recommendation {r} was shown to you")));
+            }
+        }
         let (account_stream, product_stream) = (user_id.stream(), self.product_id.stream());
         uow.lock(&[&account_stream, &product_stream]).await?;
         let product = uow.load::<Product>(&product_stream).await?;
@@ -68,6 +78,7 @@ impl Command for PlaceRedemption {
             quantity,
             points,
             offer_id: quote.offer_id,
+            recommendation_id: self.recommendation_id,
         })?;
         let after = uow.push(account, &debited)?;
         uow.push(product, &reserved)?;
@@ -95,7 +106,7 @@ pub async fn place(
     input: Json<NewRedemption>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Customer)?;
-    let NewRedemption { product_id, quantity, max_points, offer_only } = input.value;
+    let NewRedemption { product_id, quantity, max_points, offer_only, recommendation_id } = input.value;
     if !is_valid_amount(quantity) || quantity > 10_000 {
         return Err(ApiError::Validation("quantity must be 1 to 10000".into()));
     }
@@ -106,7 +117,7 @@ pub async fn place(
     let ctx = Context::for_caller(&req, "PlaceRedemption", &caller, Role::Customer);
     let order =
         Order { user_id: caller.user_id(), quantity, offer_only: offer_only.unwrap_or(true), max_points };
-    let command = PlaceRedemption { id: RedemptionId(Uuid::new_v4()), product_id, order };
+    let command = PlaceRedemption { id: RedemptionId(Uuid::new_v4()), product_id, order, recommendation_id };
     pipeline::run(&state, ctx, idempotency, &command).await
 }
 

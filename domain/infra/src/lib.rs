@@ -3,6 +3,7 @@
 //! telemetry, tokens, HTTP plumbing and the read-model contract. It builds on the pure
 //! model in the `domain` crate, which never imports anything from here.
 
+pub mod behaviour;
 pub mod cache;
 pub mod chain;
 pub mod config;

@@ -41,7 +41,9 @@ impl Projection {
             Projection::Accounts => &["balances", "ledger"],
             Projection::Catalog => &["categories", "products", "packages", "offers"],
             Projection::Orders => &["purchases", "redemptions"],
-            Projection::Insights => &["product_categories", "category_affinity", "product_popularity"],
+            Projection::Insights => {
+                &["product_categories", "category_affinity", "product_popularity", "experiments"]
+            }
         }
     }
 
@@ -115,6 +117,7 @@ pub fn reco_key(user_id: Uuid, digest: &str) -> String {
 const READ_SCHEMA_DDL: &str = concat!(
     include_str!("../../../migrations/V4__read_models.sql"),
     include_str!("../../../migrations/V6__read_offers.sql"),
+    include_str!("../../../migrations/V8__read_experiments.sql"),
 );
 
 /// Recreates the `read` schema when it is missing (lost, or dropped by an operator),

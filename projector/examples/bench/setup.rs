@@ -244,6 +244,7 @@ pub async fn rebuild_corpus(client: &mut tokio_postgres::Client, events: usize) 
                     quantity: 1,
                     points: 1,
                     offer_id: None,
+                    recommendation_id: None,
                 };
                 appends.push(StreamAppend {
                     stream_id: redemption_id.stream(),

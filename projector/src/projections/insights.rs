@@ -1,9 +1,14 @@
 //! `insights`: what recommendations rank by. Per user and category, how often the user
 //! redeemed, clicked and viewed products of that category; per product, the same
 //! counts over every user. A product's category is the one it had when the user acted.
+//! Also the experiments (design §12), as they start and stop.
+//!
+//! Interactions recorded since experiments are behaviour data (`infra::behaviour`),
+//! counted there; the interaction events of the first release are still counted here.
 
 use std::collections::HashMap;
 
+use domain::experiment::ExperimentEvent;
 use domain::interactions::{InteractionEvent, InteractionKind};
 use domain::product::ProductEvent;
 use domain::redemption::RedemptionEvent;
@@ -47,6 +52,7 @@ const ADD_COUNTS: &str = "DO UPDATE SET redeemed = t.redeemed + EXCLUDED.redeeme
      clicks = t.clicks + EXCLUDED.clicks, views = t.views + EXCLUDED.views";
 
 pub(super) async fn apply(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Result<Changes, ProjectError> {
+    apply_experiments(tx, events).await?;
     // Every product's category as this batch leaves it, and which of them it changed.
     let mut categories: HashMap<Uuid, Uuid> = HashMap::new();
     let mut moved: HashMap<Uuid, Uuid> = HashMap::new();
@@ -75,6 +81,7 @@ pub(super) async fn apply(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Res
         let counts = match kind {
             InteractionKind::Click => Counts { clicks: 1, ..Counts::default() },
             InteractionKind::View => Counts { views: 1, ..Counts::default() },
+            InteractionKind::Wishlist => continue,
         };
         acts.push((user_id.0, product_id.0, counts));
     }
@@ -124,4 +131,26 @@ fn add(total: &mut Counts, more: Counts) {
     total.redeemed += more.redeemed;
     total.clicks += more.clicks;
     total.views += more.views;
+}
+
+/// Experiments as they start and stop (few: one statement each).
+async fn apply_experiments(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Result<(), ProjectError> {
+    for (_, event) in decode::<domain::experiment::Experiment>(events)? {
+        match event {
+            ExperimentEvent::ExperimentStarted { experiment_id, terms, at } => {
+                let variants = serde_json::to_value(&terms.variants)?;
+                tx.execute(
+                    "INSERT INTO experiments (id, key, variants, attribution_hours, started_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[&experiment_id.0, &terms.key, &variants, &(terms.attribution_hours as i32), &at],
+                )
+                .await?;
+            }
+            ExperimentEvent::ExperimentStopped { experiment_id, at } => {
+                tx.execute("UPDATE experiments SET stopped_at = $2 WHERE id = $1", &[&experiment_id.0, &at])
+                    .await?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -6,7 +6,7 @@
 //! | `accounts` | balances, ledger | account |
 //! | `catalog`  | categories, products, packages, offers | category, product, package |
 //! | `orders`   | purchases, redemptions | purchase, redemption |
-//! | `insights` | product_categories, category_affinity, product_popularity | product, redemption, interactions |
+//! | `insights` | product_categories, category_affinity, product_popularity, experiments | product, redemption, interactions, experiment |
 //!
 //! A batch is applied in memory first (load the touched rows, fold the events into
 //! them, write them back with one statement per table), which is what makes a rebuild

@@ -19,7 +19,8 @@ use super::{decode, write, Changes, ProjectError};
 const PURCHASE_COLUMNS: &str = "id, user_id, package_id, price, currency, points, status, payment_ref, \
      failure_reason, created_at, updated_at";
 const REDEMPTION_COLUMNS: &str =
-    "id, user_id, product_id, quantity, points, offer_id, status, cancel_reason, created_at, updated_at";
+    "id, user_id, product_id, quantity, points, offer_id, recommendation_id, status, cancel_reason, created_at, \
+     updated_at";
 
 #[derive(Debug, Serialize)]
 struct PurchaseRow {
@@ -42,6 +43,7 @@ struct RedemptionRow {
     quantity: i64,
     points: i64,
     offer_id: Option<Uuid>,
+    recommendation_id: Option<Uuid>,
     #[serde(flatten)]
     status: Status,
     created_at: DateTime<Utc>,
@@ -130,6 +132,7 @@ async fn apply_redemptions(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Re
                 quantity,
                 points,
                 offer_id,
+                recommendation_id,
             } => {
                 let row = RedemptionRow {
                     id: redemption_id.0,
@@ -138,6 +141,7 @@ async fn apply_redemptions(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Re
                     quantity,
                     points,
                     offer_id: offer_id.map(|o| o.0),
+                    recommendation_id: recommendation_id.map(|r| r.0),
                     status: Status::new(redemption_id.0, "placed", at),
                     created_at: at,
                 };

@@ -1,10 +1,13 @@
-//! Recommendations: rules by default, an LLM provider for users in the `ai` variant,
-//! with the rules as the fallback for every failure and a circuit breaker in front of
-//! the provider. Provider answers are cached per user under a fingerprint of
+//! Recommendations by strategy: `rules` (the default), `ai` (an LLM provider, with the
+//! rules as the fallback for every failure and a circuit breaker in front of the
+//! provider) and `popular` (most redeemed in the last 7 days). Which strategy a user
+//! gets is the running experiment's variant (see `crate::experiments`), else the
+//! `RECO_AI_PERCENT` split. Provider answers are cached per user under a fingerprint of
 //! everything they depend on (balance, history, candidates), so any change to those
 //! drops them.
 
 mod breaker;
+pub mod popular;
 mod provider;
 pub mod rules;
 
@@ -25,27 +28,36 @@ use crate::metrics::Metrics;
 
 const CACHE_TTL_SECS: i64 = 600;
 
+/// How a recommendation is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Variant {
+pub enum Strategy {
     Rules,
     Ai,
+    Popular,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    Rules,
-    Ai,
+impl Strategy {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "rules" => Some(Strategy::Rules),
+            "ai" => Some(Strategy::Ai),
+            "popular" => Some(Strategy::Popular),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Rules => "rules",
+            Strategy::Ai => "ai",
+            Strategy::Popular => "popular",
+        }
+    }
 }
 
-#[derive(Debug, Serialize)]
-pub struct Recommendation {
-    #[serde(flatten)]
-    pub pick: Pick,
-    pub source: Source,
-    pub variant: Variant,
-}
+/// Who actually made the answer: the strategy, or `rules` when `ai` fell back.
+pub type Source = Strategy;
 
 #[derive(Clone)]
 pub struct Recommender {
@@ -69,40 +81,44 @@ impl Recommender {
         self.provider.is_some()
     }
 
-    /// The user's variant: a stable hash of the id against the configured share.
-    pub fn variant(&self, user: Uuid) -> Variant {
+    /// The strategy outside any experiment: a stable hash of the user's id against the
+    /// configured share (`ai` only with a provider).
+    pub fn default_strategy(&self, user: Uuid) -> Strategy {
         let digest = Sha256::digest(user.as_bytes());
         let bucket = u64::from_be_bytes(digest[..8].try_into().unwrap_or_default()) % 100;
         if self.provider.is_some() && bucket < u64::from(self.ai_percent) {
-            Variant::Ai
+            Strategy::Ai
         } else {
-            Variant::Rules
+            Strategy::Rules
         }
     }
 
+    /// A pick by `strategy` from its `candidates` (ranked by that strategy), and who
+    /// made it: `ai` without a provider, or failing, falls back to the rules.
+    #[allow(clippy::too_many_arguments)]
     pub async fn recommend(
         &self,
         redis: &Redis,
         metrics: &Metrics,
         balance: &BalanceDoc,
         spendable: i64,
+        strategy: Strategy,
         candidates: &[Candidate],
         limit: usize,
-    ) -> Recommendation {
-        let variant = self.variant(balance.user_id);
-        let (pick, source) = match (&self.provider, variant) {
-            (Some(provider), Variant::Ai) if !candidates.is_empty() => {
+    ) -> (Pick, Source) {
+        let (pick, source) = match (&self.provider, strategy) {
+            (_, Strategy::Popular) => (popular::pick(candidates, spendable, limit), Strategy::Popular),
+            (Some(provider), Strategy::Ai) if !candidates.is_empty() => {
                 match self.ask_cached(redis, metrics, provider, balance, spendable, candidates, limit).await {
-                    Some(pick) => (pick, Source::Ai),
-                    None => (rules::pick(candidates, spendable, limit), Source::Rules),
+                    Some(pick) => (pick, Strategy::Ai),
+                    None => (rules::pick(candidates, spendable, limit), Strategy::Rules),
                 }
             }
-            _ => (rules::pick(candidates, spendable, limit), Source::Rules),
+            _ => (rules::pick(candidates, spendable, limit), Strategy::Rules),
         };
-        let labels = [variant_label(variant), if source == Source::Ai { "ai" } else { "rules" }];
-        metrics.recommendations.with_label_values(&labels).inc();
+        metrics.recommendations.with_label_values(&[strategy.name(), source.name()]).inc();
         metrics.breaker_open.set(i64::from(self.breaker.is_open()));
-        Recommendation { pick, source, variant }
+        (pick, source)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -146,13 +162,6 @@ impl Recommender {
     }
 }
 
-fn variant_label(v: Variant) -> &'static str {
-    match v {
-        Variant::Rules => "rules",
-        Variant::Ai => "ai",
-    }
-}
-
 /// Changes whenever the user's balance, history or what they could redeem changes.
 fn cache_key(balance: &BalanceDoc, spendable: i64, candidates: &[Candidate], limit: usize) -> String {
     let mut h = Sha256::new();
@@ -178,12 +187,14 @@ mod tests {
         };
         let half = Recommender::new(&config("30"));
         let users: Vec<Uuid> = (0..2000u128).map(Uuid::from_u128).collect();
-        let ai = users.iter().filter(|u| half.variant(**u) == Variant::Ai).count();
+        let ai = users.iter().filter(|u| half.default_strategy(**u) == Strategy::Ai).count();
         assert!((500..700).contains(&ai), "about 30 % of 2000, got {ai}");
-        assert!(users.iter().all(|u| half.variant(*u) == Recommender::new(&config("30")).variant(*u)));
-        assert!(users.iter().all(|u| Recommender::new(&config("0")).variant(*u) == Variant::Rules));
-        assert!(users.iter().all(|u| Recommender::new(&config("100")).variant(*u) == Variant::Ai));
+        assert!(users
+            .iter()
+            .all(|u| half.default_strategy(*u) == Recommender::new(&config("30")).default_strategy(*u)));
+        assert!(users.iter().all(|u| Recommender::new(&config("0")).default_strategy(*u) == Strategy::Rules));
+        assert!(users.iter().all(|u| Recommender::new(&config("100")).default_strategy(*u) == Strategy::Ai));
         let no_provider = Recommender::new(&QueryConfig::from_lookup(|_| None).expect("config"));
-        assert!(users.iter().all(|u| no_provider.variant(*u) == Variant::Rules));
+        assert!(users.iter().all(|u| no_provider.default_strategy(*u) == Strategy::Rules));
     }
 }

@@ -31,27 +31,41 @@ pub struct Pick {
     pub products: Vec<ProductDoc>,
 }
 
+/// A join giving `lo.point_cost`: the price of `read.products p`'s offer live at the
+/// instant in parameter `now` (e.g. `$3`) with units left, if any. Every strategy's
+/// candidates are affordable at that price.
+pub fn live_offer_join(now: &str) -> String {
+    format!(
+        "LEFT JOIN LATERAL (SELECT o.point_cost FROM read.offers o \
+         WHERE o.product_id = p.id AND o.starts_at <= {now} AND o.ends_effective > {now} \
+           AND o.point_cost < p.point_cost AND (o.units IS NULL OR o.units_sold < o.units) LIMIT 1) lo ON true"
+    )
+}
+
 /// The best-ranked candidates first, as of `now`. A live offer with units left counts
-/// first, at its price; then redemptions weigh most, then clicks, then views.
+/// first, at its price; then redemptions weigh most, then wishlists, clicks and views
+/// (the behaviour data kept now, plus the interaction events of the first release).
 pub async fn candidates(
     client: &impl GenericClient,
     user: Uuid,
     spendable: i64,
     now: DateTime<Utc>,
 ) -> Result<Vec<Candidate>, tokio_postgres::Error> {
+    let live_offer = live_offer_join("$3");
     let sql = format!(
         "SELECT {PRODUCT_COLUMNS}, c.name AS category_name, \
-                COALESCE(a.redeemed * 5 + a.clicks * 2 + a.views, 0) AS affinity, \
-                COALESCE(pp.redeemed * 3 + pp.clicks * 2 + pp.views, 0) AS popularity, \
+                COALESCE(a.redeemed * 5 + a.clicks * 2 + a.views, 0) \
+                  + COALESCE(bc.wishlists * 3 + bc.clicks * 2 + bc.views, 0) AS affinity, \
+                COALESCE(pp.redeemed * 3 + pp.clicks * 2 + pp.views, 0) \
+                  + COALESCE(bp.wishlists * 2 + bp.clicks * 2 + bp.views, 0) AS popularity, \
                 lo.point_cost IS NOT NULL AS on_offer \
          FROM read.products p \
          JOIN read.categories c ON c.id = p.category_id \
          LEFT JOIN read.category_affinity a ON a.user_id = $1 AND a.category_id = p.category_id \
          LEFT JOIN read.product_popularity pp ON pp.product_id = p.id \
-         LEFT JOIN LATERAL (SELECT o.point_cost FROM read.offers o \
-             WHERE o.product_id = p.id AND o.starts_at <= $3 AND o.ends_effective > $3 \
-               AND o.point_cost < p.point_cost AND (o.units IS NULL OR o.units_sold < o.units) \
-             LIMIT 1) lo ON true \
+         LEFT JOIN behaviour.category_counts bc ON bc.user_id = $1 AND bc.category_id = p.category_id \
+         LEFT JOIN behaviour.product_counts bp ON bp.product_id = p.id \
+         {live_offer} \
          WHERE p.active AND p.available > 0 AND COALESCE(lo.point_cost, p.point_cost) <= $2 \
          ORDER BY on_offer DESC, affinity DESC, popularity DESC, p.in_offer_pool DESC, p.point_cost DESC, p.id \
          LIMIT 100"

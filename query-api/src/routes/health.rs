@@ -5,6 +5,7 @@ use fred::prelude::ClientLike;
 use infra::cache;
 use serde_json::json;
 
+use crate::experiments::{self, results};
 use crate::state::AppState;
 
 pub async fn healthz() -> HttpResponse {
@@ -42,5 +43,23 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    if let Err(e) = refresh_conversions(&state).await {
+        tracing::warn!(error = %e, "cannot compute experiment conversions for /metrics");
+    }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
+}
+
+/// Sets the conversions gauge of every running experiment: the same exact figures as
+/// its results endpoint, so every instance reports the same.
+async fn refresh_conversions(state: &AppState) -> anyhow::Result<()> {
+    let client = state.pool.get().await?;
+    let running = experiments::all_running(&**client).await?;
+    state.metrics.conversions.reset();
+    for e in running {
+        let names: Vec<String> = e.variants.iter().map(|v| v.name.clone()).collect();
+        for v in results::results(&**client, Some(e.id), e.attribution_hours, &names).await? {
+            state.metrics.conversions.with_label_values(&[&e.id.to_string(), &v.name]).set(v.conversions);
+        }
+    }
+    Ok(())
 }

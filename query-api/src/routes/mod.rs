@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod catalog;
+pub mod experiments;
 pub mod health;
 pub mod offers;
 pub mod orders;
@@ -35,6 +36,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/credit-purchases/{id}", web::get().to(orders::purchase))
                 .route("/redemptions/{id}", web::get().to(orders::redemption))
                 .route("/recommendations", web::post().to(recommendations::recommend))
+                .route("/experiments/{id}/assignment", web::get().to(experiments::assignment))
+                .route("/experiments/{id}/results", web::get().to(experiments::results))
                 .route("/audit/events", web::get().to(audit::events))
                 .route("/audit/streams/{stream_id}", web::get().to(audit::stream))
                 .route("/audit/accounts/{id}/balance", web::get().to(audit::balance_as_of)),

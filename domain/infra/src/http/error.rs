@@ -6,6 +6,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use domain::account::AccountError;
 use domain::category::CategoryError;
+use domain::experiment::ExperimentError;
 use domain::package::PackageError;
 use domain::product::ProductError;
 use domain::purchase::PurchaseError;
@@ -287,6 +288,18 @@ impl From<RedemptionError> for ApiError {
             RedemptionError::NotFound => ApiError::NotFound("no such redemption".into()),
             RedemptionError::NotOwner => ApiError::Forbidden("owner or admin"),
             _ => ApiError::InvalidState(e.to_string()),
+        }
+    }
+}
+
+impl From<ExperimentError> for ApiError {
+    fn from(e: ExperimentError) -> Self {
+        match e {
+            ExperimentError::NotFound => ApiError::NotFound("no such experiment".into()),
+            ExperimentError::Invalid(_) | ExperimentError::KeyTaken => ApiError::Validation(e.to_string()),
+            ExperimentError::Stopped | ExperimentError::AlreadyStarted => {
+                ApiError::InvalidState(e.to_string())
+            }
         }
     }
 }

@@ -111,6 +111,21 @@ pub async fn stream_exists(client: &impl GenericClient, stream_id: &str) -> Resu
     Ok(client.query_opt("SELECT 1 FROM es.streams WHERE stream_id = $1", &[&stream_id]).await?.is_some())
 }
 
+/// Of `stream_ids`, those that do not exist.
+pub async fn missing_streams(
+    client: &impl GenericClient,
+    stream_ids: &[String],
+) -> Result<Vec<String>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT s FROM unnest($1::text[]) AS s \
+             WHERE NOT EXISTS (SELECT 1 FROM es.streams WHERE stream_id = s)",
+            &[&stream_ids],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// The `event_type` events on `stream_id` that were appended by the transaction that
 /// wrote the first event of `opened_by`: how a cancel finds the debit its redemption's
 /// placing transaction made, through the `(tx_id, position)` index, however long the
@@ -140,6 +155,24 @@ pub async fn stream_of_offer(
         .query_opt(
             "SELECT stream_id FROM es.events WHERE event_type = 'OfferCreated' AND data->>'offer_id' = $1",
             &[&offer_id.to_string()],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// The stream of the experiment running for `key`, if one is (migration V7's index).
+pub async fn running_experiment(
+    client: &impl GenericClient,
+    key: &str,
+) -> Result<Option<String>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT e.stream_id FROM es.events e \
+             WHERE e.event_type = 'ExperimentStarted' AND e.data->>'key' = $1 \
+               AND NOT EXISTS (SELECT 1 FROM es.events s \
+                               WHERE s.stream_id = e.stream_id AND s.event_type = 'ExperimentStopped') \
+             LIMIT 1",
+            &[&key],
         )
         .await?;
     Ok(row.map(|r| r.get(0)))
