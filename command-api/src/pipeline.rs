@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use domain::Role;
 use infra::http::error::ApiError;
 use infra::http::request_id::RequestId;
@@ -46,7 +46,8 @@ impl Context {
             request_id,
             actor: Actor { user_id: user, role: role.to_owned() },
             command,
-            now: Utc::now(),
+            // Postgres keeps microseconds: an instant in an event then reads back equal.
+            now: Utc::now().trunc_subsecs(6),
         }
     }
 

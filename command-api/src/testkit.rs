@@ -280,6 +280,7 @@ pub struct Workload {
     pub packages: Vec<String>,
     pub redemptions: Vec<String>,
     pub offers: Vec<String>,
+    pub experiments: Vec<String>,
 }
 
 /// The body of an offer on `product` live from a minute ago for an hour.
@@ -333,10 +334,12 @@ impl TestApp {
         w.packages.push(self.package(100).await);
         let offer = self.offer(&w.products[0], 4, Some(4), Some(2)).await;
         w.offers.push(offer);
+        let experiment = json!({ "key": format!("workload-{seed}"), "variants": [{ "name": "rules", "weight": 1 }, { "name": "popular", "weight": 1 }] });
+        w.experiments.push(self.create("/v1/experiments", experiment).await);
         for _ in 0..steps {
             let c = &w.customers[rng.gen_range(0..w.customers.len())];
             let product = w.products[rng.gen_range(0..w.products.len())].clone();
-            match rng.gen_range(0..16) {
+            match rng.gen_range(0..17) {
                 0 => w.customers.push(self.register("late").await),
                 1 => {
                     let id =
@@ -409,6 +412,10 @@ impl TestApp {
                     if res.status() == StatusCode::CREATED {
                         w.offers.push(body(res).await["id"].as_str().unwrap_or_default().to_owned());
                     }
+                }
+                16 => {
+                    let e = &w.experiments[rng.gen_range(0..w.experiments.len())];
+                    self.post(&format!("/v1/experiments/{e}/stop"), Some(&self.admin), json!({})).await;
                 }
                 15 if !w.offers.is_empty() => {
                     let o = &w.offers[rng.gen_range(0..w.offers.len())];

@@ -4,7 +4,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use domain::product::{OfferTerms, Product, ProductCommand};
 use domain::{Decide, OfferId, ProductId, Role};
 use infra::http::error::ApiError;
@@ -63,8 +63,9 @@ pub async fn create(
     let terms = OfferTerms {
         offer_id: OfferId(Uuid::new_v4()),
         point_cost: o.point_cost,
-        starts_at: o.starts_at,
-        ends_at: o.ends_at,
+        // Postgres keeps microseconds; so do the events, so both read back alike.
+        starts_at: o.starts_at.trunc_subsecs(6),
+        ends_at: o.ends_at.trunc_subsecs(6),
         units: o.units,
         per_customer_limit: o.per_customer_limit,
         title: o.title.map(|t| t.trim().to_owned()),

@@ -2,6 +2,7 @@
 
 mod authz;
 mod end_to_end;
+mod experiments;
 mod hostile;
 mod offers;
 mod recommendations;
