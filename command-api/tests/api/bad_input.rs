@@ -1,7 +1,7 @@
 //! Every command endpoint refuses bad input with the documented problem and appends nothing.
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::helpers::spawn_app;
 
@@ -31,6 +31,16 @@ async fn bad_input_gets_the_documented_problem_and_appends_nothing() {
     let other = app.product(10, 5).await;
     let over = app.offer(&other, 5, None, None).await;
     app.post(&format!("/v1/offers/{over}/cancel"), Some(&app.admin), json!({})).await;
+    let running = app
+        .create("/v1/experiments", json!({"key": "taken", "variants": [{"name": "rules", "weight": 1}]}))
+        .await;
+    let stopped = app
+        .create("/v1/experiments", json!({"key": "done", "variants": [{"name": "rules", "weight": 1}]}))
+        .await;
+    app.post(&format!("/v1/experiments/{stopped}/stop"), Some(&app.admin), json!({})).await;
+    let item = json!({"product_id": product, "kind": "view"});
+    let batch = |n: usize| json!({"items": vec![item.clone(); n]}).to_string();
+    let variants = |v: Value| json!({"key": "recommendations", "variants": v}).to_string();
     let now = chrono::Utc::now();
     let at = |minutes: i64| (now + chrono::Duration::minutes(minutes)).to_rfc3339();
     let offer_on = |p: &str, cost: i64, from: i64, to: i64| json!({"product_id": p, "point_cost": cost, "starts_at": at(from), "ends_at": at(to)});
@@ -136,6 +146,28 @@ async fn bad_input_gets_the_documented_problem_and_appends_nothing() {
         ("POST", format!("/v1/offers/{offer}/cancel"), Some(&customer), "{}".into(), S::FORBIDDEN, "forbidden"),
         ("POST", format!("/v1/offers/{offer}/cancel"), Some(&admin), json!({"reason": 7}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
         ("POST", format!("/v1/offers/{over}/cancel"), Some(&admin), "{}".into(), S::UNPROCESSABLE_ENTITY, "invalid_state"),
+        ("POST", "/v1/experiments".into(), Some(&customer), variants(json!([{"name": "rules", "weight": 1}])), S::FORBIDDEN, "forbidden"),
+        ("POST", "/v1/experiments".into(), Some(&admin), variants(json!([{"name": "rules", "weight": 1}, {"name": "magic", "weight": 1}])), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/experiments".into(), Some(&admin), variants(json!([{"name": "rules", "weight": 0}, {"name": "popular", "weight": 0}])), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/experiments".into(), Some(&admin), variants(json!([{"name": "rules", "weight": -1}, {"name": "popular", "weight": 2}])), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/experiments".into(), Some(&admin), variants(json!([{"name": "rules", "weight": "heavy"}])), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/experiments".into(), Some(&admin), variants(json!([])), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/experiments".into(), Some(&admin), json!({"key": "taken", "variants": [{"name": "popular", "weight": 1}]}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/experiments".into(), Some(&admin), json!({"key": "BAD KEY", "variants": [{"name": "rules", "weight": 1}]}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/experiments".into(), Some(&admin), json!({"key": "x", "variants": [{"name": "rules", "weight": 1}], "attribution_hours": 0}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/experiments".into(), Some(&admin), "{".into(), S::BAD_REQUEST, "malformed_request"),
+        ("POST", format!("/v1/experiments/{unknown}/stop"), Some(&admin), "{}".into(), S::NOT_FOUND, "not_found"),
+        ("POST", format!("/v1/experiments/{stopped}/stop"), Some(&admin), "{}".into(), S::UNPROCESSABLE_ENTITY, "invalid_state"),
+        ("POST", format!("/v1/experiments/{running}/stop"), Some(&customer), "{}".into(), S::FORBIDDEN, "forbidden"),
+        ("POST", "/v1/interactions".into(), Some(&customer), json!({"product_id": product, "kind": "click", "recommendation_id": unknown}).to_string(), S::NOT_FOUND, "not_found"),
+        ("POST", "/v1/interactions/batch".into(), Some(&customer), batch(501), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/interactions/batch".into(), Some(&customer), batch(0), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/interactions/batch".into(), Some(&customer), json!({"items": [item, {"product_id": unknown, "kind": "view"}]}).to_string(), S::NOT_FOUND, "not_found"),
+        ("POST", "/v1/interactions/batch".into(), Some(&customer), json!({"items": [{"product_id": product, "kind": "poke"}]}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/interactions/batch".into(), Some(&admin), batch(1), S::FORBIDDEN, "forbidden"),
+        ("POST", "/v1/interactions/batch".into(), None, batch(1), S::UNAUTHORIZED, "unauthenticated"),
+        ("POST", "/v1/redemptions".into(), Some(&customer), json!({"product_id": product, "quantity": 1, "recommendation_id": unknown}).to_string(), S::NOT_FOUND, "not_found"),
+        ("POST", "/v1/redemptions".into(), Some(&customer), json!({"product_id": product, "quantity": 1, "recommendation_id": "x"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
         ("GET", "/v1/nothing-here".into(), None, String::new(), S::NOT_FOUND, "not_found"),
     ];
     let before = app.event_count().await;
@@ -147,4 +179,8 @@ async fn bad_input_gets_the_documented_problem_and_appends_nothing() {
         assert_eq!((got, b["code"].as_str()), (status, Some(code)), "{method} {path}: {b}");
     }
     assert_eq!(app.event_count().await, before, "a rejected command appended something");
+    let client = app.db.client().await.expect("db");
+    let kept: i64 =
+        client.query_one("SELECT count(*) FROM behaviour.interactions", &[]).await.expect("count").get(0);
+    assert_eq!(kept, 0, "a rejected interaction was recorded");
 }

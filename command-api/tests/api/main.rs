@@ -3,6 +3,7 @@
 mod bad_input;
 mod helpers;
 mod hostile;
+mod interactions;
 mod lifecycle;
 mod limits;
 mod memory;

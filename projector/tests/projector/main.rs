@@ -6,6 +6,7 @@ mod exactly_once;
 mod faults;
 mod order;
 mod rebuild;
+mod retention;
 mod standby;
 mod startup;
 mod support;
