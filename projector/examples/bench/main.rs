@@ -80,6 +80,8 @@ async fn main() -> anyhow::Result<()> {
     rows.push(row);
     log("one hot product, then pgbench on one product");
     rows.push(scenarios::hot_product(&bench, &hot).await?);
+    log("redemptions alone, then during bursts of 2,000 interactions from one customer");
+    rows.push(scenarios::interactions_burst(&bench).await?);
     log("golden hour: 640 customers, one offer of 1,000 units, 256 connections at its start");
     rows.push(golden::golden_hour(&bench).await?);
     log("redemption latency, open loop at half the maximum");

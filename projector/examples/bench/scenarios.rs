@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use infra::store::Checkpoint;
 use serde_json::json;
@@ -256,4 +257,39 @@ pub async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
     tokio::spawn(conn);
     Ok(client)
+}
+
+/// Redemptions at 64 closed-loop clients alone, then again while one customer sends
+/// bursts of 2,000 interactions (64 in flight) for the whole run: behaviour data must
+/// not slow the ledger by more than 10 %.
+pub async fn interactions_burst(bench: &Arc<Bench>) -> anyhow::Result<Row> {
+    let alone = bench.redemptions_closed(bench.products.clone()).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let burst = {
+        let (http, base, products, stop) =
+            (bench.api.http.clone(), bench.api.base.clone(), bench.products.clone(), stop.clone());
+        let token = bench.api.customer(1).await?.token;
+        tokio::spawn(async move {
+            let mut sent = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let requests = (0..2_000).map(|n| {
+                    let body = json!({"product_id": products[n % products.len()], "kind": "view"});
+                    send(http.post(format!("{base}/v1/interactions")).bearer_auth(&token).json(&body))
+                });
+                let statuses: Vec<_> =
+                    futures_util::stream::iter(requests).buffer_unordered(CLIENTS).collect().await;
+                sent += statuses.iter().filter(|s| **s == Some(202)).count() as u64;
+            }
+            sent
+        })
+    };
+    let during = bench.redemptions_closed(bench.products.clone()).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let interactions = burst.await?;
+    let ratio = during.rate() / alone.rate();
+    Ok(Row::new("Redemptions during interaction bursts, 64 clients", during.rate(), "/s", "≥ 90 % of alone")
+        .latency(during.percentiles_ms())
+        .against("redemptions alone", alone.rate(), "/s")
+        .met(ratio >= 0.9 && during.failures() == 0)
+        .note(format!("{interactions} interactions accepted meanwhile, {} failures", during.failures())))
 }
