@@ -11,3 +11,6 @@ CREATE TABLE read.experiments (
 CREATE INDEX experiments_running_idx ON read.experiments (key) WHERE stopped_at IS NULL;
 
 ALTER TABLE read.redemptions ADD COLUMN recommendation_id uuid;
+
+-- The fulfilment queue (oldest first) and the `popular` strategy (the last 7 days).
+CREATE INDEX redemptions_created_idx ON read.redemptions (created_at, id);

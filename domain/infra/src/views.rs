@@ -30,6 +30,27 @@ impl BalanceDoc {
     pub fn spendable(&self, now: DateTime<Utc>) -> i64 {
         self.lots.iter().filter(|l| l.expires_at.is_none_or(|t| t > now)).map(|l| l.remaining).sum()
     }
+
+    /// Points that will expire, soonest first: at most `max` lots still spendable at
+    /// `now` with an expiry and points left.
+    pub fn expiring(&self, now: DateTime<Utc>, max: usize) -> Vec<Expiring> {
+        let mut lots: Vec<Expiring> = self
+            .lots
+            .iter()
+            .filter_map(|l| Some(Expiring { points: l.remaining, expires_at: l.expires_at? }))
+            .filter(|e| e.expires_at > now && e.points > 0)
+            .collect();
+        lots.sort_by_key(|e| e.expires_at);
+        lots.truncate(max);
+        lots
+    }
+}
+
+/// Points of one lot and when they expire.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Expiring {
+    pub points: i64,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// A catalog product as clients see it.

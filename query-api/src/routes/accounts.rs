@@ -20,7 +20,12 @@ pub struct Balance {
     pub balance: i64,
     pub lifetime_earned: i64,
     pub lifetime_spent: i64,
+    /// The lots that will expire, soonest first (at most 5).
+    pub expiring: Vec<views::Expiring>,
 }
+
+/// How many expiring lots a balance document lists.
+const EXPIRING_SHOWN: usize = 5;
 
 pub async fn my_balance(
     state: web::Data<AppState>,
@@ -58,11 +63,13 @@ pub async fn balance_doc(state: &AppState, fresh: Fresh, user: Uuid) -> Result<B
 
 async fn balance_of(state: &AppState, fresh: Fresh, user: Uuid) -> Result<Balance, ApiError> {
     let doc = balance_doc(state, fresh, user).await?;
+    let now = Utc::now();
     Ok(Balance {
         user_id: doc.user_id,
-        balance: doc.spendable(Utc::now()),
+        balance: doc.spendable(now),
         lifetime_earned: doc.lifetime_earned,
         lifetime_spent: doc.lifetime_spent,
+        expiring: doc.expiring(now, EXPIRING_SHOWN),
     })
 }
 

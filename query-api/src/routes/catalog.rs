@@ -11,9 +11,11 @@
 use std::collections::HashMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use domain::Role;
 use fred::prelude::{Expiration, KeysInterface};
 use infra::cache;
 use infra::http::error::ApiError;
+use infra::http::extract::Caller;
 use infra::read_model::{self, Projection};
 use infra::views::{self, ProductDoc, PRODUCT_COLUMNS};
 use serde::{Deserialize, Serialize};
@@ -31,8 +33,6 @@ const MAX_CACHED_IDS: usize = 250;
 const SEARCH_ADMISSIONS_PER_MINUTE: i64 = 200;
 /// How many words of `q` a search uses.
 const MAX_SEARCH_TERMS: usize = 16;
-/// Results a search keeps, at most.
-const MAX_RESULTS: i64 = 1000;
 
 #[derive(Debug, Serialize)]
 struct Category {
@@ -40,6 +40,29 @@ struct Category {
     name: String,
     description: String,
     product_count: i64,
+}
+
+/// `GET /v1/categories/{id}`.
+pub async fn category(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = super::id_in_path(&path, "category")?;
+    fresh::wait_for(&state, &req, &[Projection::Catalog]).await?;
+    let client = state.pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT c.id, c.name, c.description, \
+                    (SELECT count(*) FROM read.products p WHERE p.category_id = c.id AND p.active) \
+             FROM read.categories c WHERE c.id = $1",
+            &[&id],
+        )
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such category".into()))?;
+    let category =
+        Category { id: row.get(0), name: row.get(1), description: row.get(2), product_count: row.get(3) };
+    with_etag(&req, &category)
 }
 
 pub async fn categories(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -67,6 +90,7 @@ pub struct ProductQuery {
     max_points: Option<i64>,
     in_offer_pool: Option<bool>,
     on_offer: Option<bool>,
+    include_inactive: Option<bool>,
     limit: Option<i64>,
     cursor: Option<String>,
 }
@@ -79,6 +103,8 @@ struct Filters {
     max_points: Option<i64>,
     in_offer_pool: Option<bool>,
     on_offer: Option<bool>,
+    /// Delisted products too (admins only).
+    include_inactive: bool,
 }
 
 impl ProductQuery {
@@ -103,6 +129,7 @@ impl ProductQuery {
             max_points: self.max_points,
             in_offer_pool: self.in_offer_pool,
             on_offer: self.on_offer,
+            include_inactive: self.include_inactive.unwrap_or(false),
         })
     }
 }
@@ -120,9 +147,14 @@ fn search_terms(q: &str) -> String {
 pub async fn products(
     state: web::Data<AppState>,
     req: HttpRequest,
+    caller: Option<Caller>,
     params: web::Query<ProductQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let filters = params.filters()?;
+    if filters.include_inactive {
+        let caller = caller.ok_or(ApiError::Unauthenticated("include_inactive needs an admin's token"))?;
+        caller.require(Role::Admin)?;
+    }
     let limit = match params.limit {
         None => DEFAULT_LIMIT,
         Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
@@ -133,16 +165,23 @@ pub async fn products(
         Some(c) => c.parse::<usize>().map_err(|_| ApiError::Validation("cursor is not valid".into()))?,
     };
     let fresh = fresh::wait_for(&state, &req, &[Projection::Catalog]).await?;
-    let ids = search(&state, fresh, &filters).await?;
+    let ids = search(&state, fresh, &filters, offset + limit + 1).await?;
     let page: Vec<Uuid> = ids.iter().skip(offset).take(limit).copied().collect();
     let next_cursor = (offset + limit < ids.len()).then(|| (offset + limit).to_string());
     let items = hydrate(&state, fresh, &page).await?;
     with_etag(&req, &Page { items, next_cursor })
 }
 
-/// The ids matching `filters`, best match first: from the search cache when it may be
-/// used, else from Postgres (and then cached).
-async fn search(state: &AppState, fresh: Fresh, filters: &Filters) -> Result<Vec<Uuid>, ApiError> {
+/// The ids matching `filters`, best match first, at least the first `wanted` of them
+/// (all of them when there are fewer): from the search cache when it may be used, else
+/// from Postgres. A result that fits the cache whole is cached. No cap: paging reaches
+/// the end of any catalog.
+async fn search(
+    state: &AppState,
+    fresh: Fresh,
+    filters: &Filters,
+    wanted: usize,
+) -> Result<Vec<Uuid>, ApiError> {
     if filters.q.as_deref() == Some("") {
         return Ok(Vec::new());
     }
@@ -150,7 +189,7 @@ async fn search(state: &AppState, fresh: Fresh, filters: &Filters) -> Result<Vec
     let key = match fresh.0 {
         // A request that must see a position skips the search cache, and so does one
         // whose answer changes with the clock.
-        _ if filters.on_offer.is_some() => None,
+        _ if filters.on_offer.is_some() || filters.include_inactive => None,
         Some(_) => None,
         None => redis.get::<Option<i64>, _>(read_model::CATALOG_VERSION_KEY).await.ok().flatten().map(|v| {
             let digest = Sha256::digest(format!("{filters:?}").as_bytes());
@@ -171,7 +210,7 @@ async fn search(state: &AppState, fresh: Fresh, filters: &Filters) -> Result<Vec
         .query(
             "SELECT id FROM read.products p, \
                     LATERAL (SELECT plainto_tsquery('english', COALESCE($1, ''))) q(query) \
-             WHERE p.active \
+             WHERE (p.active OR $7) \
                AND ($1::text IS NULL OR p.search @@ q.query) \
                AND ($2::uuid IS NULL OR p.category_id = $2) \
                AND ($3::int8 IS NULL OR p.point_cost <= $3) \
@@ -186,8 +225,9 @@ async fn search(state: &AppState, fresh: Fresh, filters: &Filters) -> Result<Vec
                 &filters.category_id,
                 &filters.max_points,
                 &filters.in_offer_pool,
-                &MAX_RESULTS,
+                &(wanted.max(MAX_CACHED_IDS + 1) as i64),
                 &filters.on_offer,
+                &filters.include_inactive,
             ],
         )
         .await?;

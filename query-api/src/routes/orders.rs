@@ -1,15 +1,16 @@
-//! Credit purchases and redemptions (projection `orders`).
+//! Credit purchases and redemptions (projection `orders`): one at a time, an account's
+//! (newest first), and the fulfilment queue (oldest first).
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use infra::http::error::ApiError;
 use infra::http::extract::Caller;
 use infra::read_model::Projection;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{account_exists, id_in_path, owner_or_staff, user_in_path, Page, PageParams};
+use super::{account_exists, id_in_path, owner_or_staff, staff, user_in_path, Page, PageParams};
 use crate::fresh;
 use crate::state::AppState;
 
@@ -143,4 +144,107 @@ pub async fn account_redemptions(
 pub(super) fn parse_cursor(c: &str) -> Option<(DateTime<Utc>, Uuid)> {
     let (at, id) = c.split_once('_')?;
     Some((DateTime::from_timestamp_micros(at.parse().ok()?)?, Uuid::parse_str(id).ok()?))
+}
+
+#[derive(Debug, Serialize)]
+struct PurchaseLine {
+    id: Uuid,
+    package_id: Uuid,
+    status: String,
+    price: String,
+    currency: String,
+    points: i64,
+    created_at: DateTime<Utc>,
+    /// When it was paid or failed (`null` while pending).
+    settled_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /v1/accounts/{id}/purchases`: newest first; the cursor is `<created_at µs>_<id>`.
+pub async fn account_purchases(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    path: web::Path<String>,
+    params: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    let user = user_in_path(&path)?;
+    owner_or_staff(&caller, user)?;
+    let limit = params.limit()?;
+    let (before_at, before_id) = params.cursor(parse_cursor)?.unzip();
+    fresh::wait_for(&state, &req, &[Projection::Orders]).await?;
+    let client = state.pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT id, package_id, status, price::text, currency, points, created_at, \
+                    CASE WHEN status = 'pending' THEN NULL ELSE updated_at END \
+             FROM read.purchases WHERE user_id = $1 \
+               AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid)) \
+             ORDER BY created_at DESC, id DESC LIMIT $4",
+            &[&user, &before_at, &before_id, &(limit + 1)],
+        )
+        .await?;
+    if rows.is_empty() {
+        account_exists(&client, user).await?;
+    }
+    let line = |r: &Row| PurchaseLine {
+        id: r.get(0),
+        package_id: r.get(1),
+        status: r.get(2),
+        price: r.get(3),
+        currency: r.get(4),
+        points: r.get(5),
+        created_at: r.get(6),
+        settled_at: r.get(7),
+    };
+    let cursor =
+        |r: &Row| format!("{}_{}", r.get::<_, DateTime<Utc>>(6).timestamp_micros(), r.get::<_, Uuid>(0));
+    Ok(HttpResponse::Ok().json(Page::from_rows(&rows, limit, line, cursor)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct QueueQuery {
+    status: Option<String>,
+    product_id: Option<String>,
+    user_id: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+fn uuid_param(value: Option<&str>, name: &str) -> Result<Option<Uuid>, ApiError> {
+    value
+        .map(|v| Uuid::parse_str(v).map_err(|_| ApiError::Validation(format!("{name} must be a uuid"))))
+        .transpose()
+}
+
+/// `GET /v1/redemptions` (admins, auditors): the fulfilment queue, oldest first,
+/// filtered by status, product and user; the cursor is `<created_at µs>_<id>`.
+pub async fn queue(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    params: web::Query<QueueQuery>,
+) -> Result<HttpResponse, ApiError> {
+    staff(&caller)?;
+    let status = params.status.as_deref();
+    if status.is_some_and(|s| !["placed", "fulfilled", "cancelled"].contains(&s)) {
+        return Err(ApiError::Validation("status must be placed, fulfilled or cancelled".into()));
+    }
+    let product = uuid_param(params.product_id.as_deref(), "product_id")?;
+    let user = uuid_param(params.user_id.as_deref(), "user_id")?;
+    let page = PageParams { limit: params.limit, cursor: params.cursor.clone() };
+    let limit = page.limit()?;
+    let (after_at, after_id) = page.cursor(parse_cursor)?.unzip();
+    fresh::wait_for(&state, &req, &[Projection::Orders]).await?;
+    let client = state.pool.get().await?;
+    let sql = format!(
+        "SELECT {REDEMPTION_COLUMNS} FROM read.redemptions \
+         WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR product_id = $2) \
+           AND ($3::uuid IS NULL OR user_id = $3) \
+           AND ($4::timestamptz IS NULL OR (created_at, id) > ($4, $5::uuid)) \
+         ORDER BY created_at, id LIMIT $6"
+    );
+    let rows = client.query(&sql, &[&status, &product, &user, &after_at, &after_id, &(limit + 1)]).await?;
+    let cursor =
+        |r: &Row| format!("{}_{}", r.get::<_, DateTime<Utc>>(7).timestamp_micros(), r.get::<_, Uuid>(0));
+    Ok(HttpResponse::Ok().json(Page::from_rows(&rows, limit, redemption_from, cursor)))
 }

@@ -1,6 +1,7 @@
 //! The query API over real HTTP, fed by the real command API and projector.
 
 mod authz;
+mod back_office;
 mod end_to_end;
 mod experiments;
 mod hostile;

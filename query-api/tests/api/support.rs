@@ -1,7 +1,7 @@
 //! The whole stack for a test: the real command API, the projector daemon and the
 //! query API, on a fresh database and a private Redis.
 
-use command_api::testkit::{spawn_app, TestApp};
+use command_api::testkit::{spawn_app_with, TestApp};
 use infra::config::Settings;
 use infra::testkit::TestRedis;
 use projector::runner;
@@ -32,7 +32,8 @@ pub async fn stack() -> Stack {
 
 /// A stack whose query API also sees `env` (e.g. the recommendation provider).
 pub async fn stack_with(env: &[(&str, String)]) -> Stack {
-    let cmd = spawn_app().await;
+    // The tests drive the command API as fast as they can, some as one admin.
+    let cmd = spawn_app_with(&[("TALLY_RATE_LIMIT_USER", "0")]).await;
     let redis = TestRedis::start().await.expect("redis");
     let projector = runner::spawn(&cmd.db.url, &redis.url).await.expect("projector");
 
