@@ -25,12 +25,12 @@ pub enum PackageEvent {
         #[serde(flatten)]
         terms: PackageTerms,
     },
+    /// Only the fields present change. Purchases already started keep the terms they
+    /// started with (their `PurchaseStarted` carries them).
     PackageRevised {
         package_id: PackageId,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        name: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        description: Option<String>,
+        #[serde(flatten)]
+        changes: PackageChanges,
     },
     PackageRetired {
         package_id: PackageId,
@@ -38,6 +38,53 @@ pub enum PackageEvent {
 }
 
 impl DomainEvent for PackageEvent {}
+
+/// A revision of a package's terms.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageChanges {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points_valid_days: Option<u32>,
+}
+
+impl PackageChanges {
+    pub fn is_empty(&self) -> bool {
+        *self == PackageChanges::default()
+    }
+
+    /// `terms` with these changes.
+    pub fn applied_to(&self, terms: &PackageTerms) -> PackageTerms {
+        let mut t = terms.clone();
+        if let Some(v) = &self.name {
+            t.name = v.clone();
+        }
+        if let Some(v) = &self.description {
+            t.description = v.clone();
+        }
+        if let Some(v) = self.price {
+            t.price = v;
+        }
+        if let Some(v) = &self.currency {
+            t.currency = v.clone();
+        }
+        if let Some(v) = self.points {
+            t.points = v;
+        }
+        if let Some(v) = self.points_valid_days {
+            t.points_valid_days = Some(v);
+        }
+        t
+    }
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Package {
@@ -56,14 +103,9 @@ impl Aggregate for Package {
                 self.id = Some(*package_id);
                 self.terms = Some(terms.clone());
             }
-            PackageEvent::PackageRevised { name, description, .. } => {
+            PackageEvent::PackageRevised { changes, .. } => {
                 if let Some(t) = self.terms.as_mut() {
-                    if let Some(n) = name {
-                        t.name = n.clone();
-                    }
-                    if let Some(d) = description {
-                        t.description = d.clone();
-                    }
+                    *t = changes.applied_to(t);
                 }
             }
             PackageEvent::PackageRetired { .. } => self.retired = true,
@@ -74,7 +116,7 @@ impl Aggregate for Package {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PackageCommand {
     Create { package_id: PackageId, terms: PackageTerms },
-    Revise { name: Option<String>, description: Option<String> },
+    Revise(PackageChanges),
     Retire,
 }
 
@@ -153,14 +195,14 @@ impl Decide for Package {
             (Some(_), PackageCommand::Create { .. }) => Err(PackageError::AlreadyExists),
             (None, _) => Err(PackageError::NotFound),
             (Some(_), _) if self.retired => Err(PackageError::Retired),
-            (Some(package_id), PackageCommand::Revise { name, description }) => {
-                if name.as_deref().is_some_and(|n| !crate::is_valid_name(n)) {
-                    return Err(PackageError::Invalid("name must be 1 to 200 characters"));
+            (Some(package_id), PackageCommand::Revise(changes)) => {
+                if changes.is_empty() {
+                    return Err(PackageError::Invalid("a revision must change at least one field"));
                 }
-                if description.as_deref().is_some_and(|d| !crate::is_valid_description(d)) {
-                    return Err(PackageError::Invalid("description must be at most 2000 characters"));
+                if let Some(terms) = &self.terms {
+                    validate_terms(&changes.applied_to(terms))?;
                 }
-                Ok(vec![PackageEvent::PackageRevised { package_id, name, description }])
+                Ok(vec![PackageEvent::PackageRevised { package_id, changes }])
             }
             (Some(package_id), PackageCommand::Retire) => {
                 Ok(vec![PackageEvent::PackageRetired { package_id }])

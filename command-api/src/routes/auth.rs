@@ -196,3 +196,46 @@ pub async fn grant_role(
     let ctx = Context::for_caller(&req, "GrantRole", &caller, Role::Admin);
     pipeline::run(&state, ctx, idempotency, &GrantRole { user_id, role, by: caller.user_id() }).await
 }
+
+struct RevokeRole {
+    user_id: UserId,
+    role: Role,
+    by: UserId,
+}
+
+impl Command for RevokeRole {
+    async fn execute(&self, uow: &mut UnitOfWork<'_>, _ctx: &Context) -> Result<Reply, ApiError> {
+        let account = uow.load::<Account>(&self.user_id.stream()).await?;
+        let events = account.state.decide(AccountCommand::RevokeRole { role: self.role, by: self.by })?;
+        let removed = uow
+            .tx()
+            .execute(
+                "UPDATE users SET roles = array_remove(roles, $2) WHERE id = $1 AND $2 = ANY(roles)",
+                &[&self.user_id.0, &self.role.as_str()],
+            )
+            .await?;
+        // Revoking a role the user does not hold changes nothing and records nothing.
+        if removed == 1 {
+            uow.push(account, &events)?;
+        }
+        let body = serde_json::json!({ "user_id": self.user_id, "role": self.role, "revoked": removed == 1 });
+        Ok(Reply::new(StatusCode::OK, body))
+    }
+}
+
+/// `DELETE /v1/users/{id}/roles/{role}` (admins): an admin cannot revoke their own
+/// admin role, so the programme always keeps one.
+pub async fn revoke_role(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Admin)?;
+    let (user, role) = path.into_inner();
+    let user_id = path_id(&user, UserId::parse, "user")?;
+    let role = Role::parse(&role).ok_or_else(|| ApiError::NotFound("no such role".into()))?;
+    let idempotency = pipeline::idempotency_key(&req, caller.0.sub.to_string(), b"")?;
+    let ctx = Context::for_caller(&req, "RevokeRole", &caller, Role::Admin);
+    pipeline::run(&state, ctx, idempotency, &RevokeRole { user_id, role, by: caller.user_id() }).await
+}

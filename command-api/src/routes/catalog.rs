@@ -65,6 +65,46 @@ pub async fn create_category(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct CategoryRevision {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+struct ReviseCategory(CategoryId, CategoryRevision);
+
+impl Command for ReviseCategory {
+    async fn execute(&self, uow: &mut UnitOfWork<'_>, _ctx: &Context) -> Result<Reply, ApiError> {
+        let category = uow.load::<Category>(&self.0.stream()).await?;
+        let events = category.state.decide(CategoryCommand::Revise {
+            name: self.1.name.as_deref().map(|n| n.trim().to_owned()),
+            description: self.1.description.clone(),
+        })?;
+        uow.push(category, &events)?;
+        Ok(Reply::new(StatusCode::OK, json!({ "id": self.0 })))
+    }
+}
+
+/// `PATCH /v1/categories/{id}`: a new name, description, or both.
+pub async fn revise_category(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    input: Json<CategoryRevision>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Admin)?;
+    let id = path_id(&path, CategoryId::parse, "category")?;
+    if input.value.name.is_none() && input.value.description.is_none() {
+        return Err(ApiError::Validation("a revision must change the name, the description or both".into()));
+    }
+    let command = ReviseCategory(id, input.value);
+    admin_run(&req, &state, &caller, "ReviseCategory", &input.raw, &command).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewProduct {
     name: String,
     #[serde(default)]

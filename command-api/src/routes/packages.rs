@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use domain::package::{Package, PackageCommand, PackageTerms};
+use domain::package::{Package, PackageChanges, PackageCommand, PackageTerms};
 use domain::{Decide, PackageId, Role};
 use infra::uow::UnitOfWork;
 use serde_json::json;
@@ -81,6 +81,47 @@ fn parse_price(raw: &str) -> Result<rust_decimal::Decimal, ApiError> {
         return Err(invalid());
     }
     raw.parse().map_err(|_| invalid())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageRevision {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    price: Option<String>,
+    #[serde(default)]
+    currency: Option<String>,
+    #[serde(default)]
+    points: Option<i64>,
+    #[serde(default)]
+    points_valid_days: Option<u32>,
+}
+
+/// `PATCH /v1/credit-packages/{id}`: the new terms apply to purchases started from now
+/// on; a pending purchase is settled on the terms it started with.
+pub async fn revise_package(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    input: Json<PackageRevision>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Admin)?;
+    let id = path_id(&path, PackageId::parse, "credit package")?;
+    let r = input.value;
+    let changes = PackageChanges {
+        name: r.name.map(|n| n.trim().to_owned()),
+        description: r.description,
+        price: r.price.as_deref().map(parse_price).transpose()?,
+        currency: r.currency,
+        points: r.points,
+        points_valid_days: r.points_valid_days,
+    };
+    let command = OnPackage { id, command: PackageCommand::Revise(changes), status: StatusCode::OK };
+    admin_run(&req, &state, &caller, "RevisePackage", &input.raw, &command).await
 }
 
 pub async fn retire_package(

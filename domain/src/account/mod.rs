@@ -71,6 +71,11 @@ pub enum AccountEvent {
         role: Role,
         by: UserId,
     },
+    RoleRevoked {
+        user_id: UserId,
+        role: Role,
+        by: UserId,
+    },
 }
 
 impl DomainEvent for AccountEvent {}
@@ -85,7 +90,8 @@ impl AccountEvent {
             | AccountEvent::PointsRefunded { user_id, .. }
             | AccountEvent::PointsAdjusted { user_id, .. }
             | AccountEvent::PointsExpired { user_id, .. }
-            | AccountEvent::RoleGranted { user_id, .. } => *user_id,
+            | AccountEvent::RoleGranted { user_id, .. }
+            | AccountEvent::RoleRevoked { user_id, .. } => *user_id,
         }
     }
 
@@ -104,7 +110,10 @@ impl AccountEvent {
 
     /// Whether this event moves points, and so has a line in the ledger.
     pub fn moves_points(&self) -> bool {
-        !matches!(self, AccountEvent::AccountOpened { .. } | AccountEvent::RoleGranted { .. })
+        !matches!(
+            self,
+            AccountEvent::AccountOpened { .. } | AccountEvent::RoleGranted { .. } | AccountEvent::RoleRevoked { .. }
+        )
     }
 
     /// The change this event makes to the balance.
@@ -117,7 +126,9 @@ impl AccountEvent {
                 -points
             }
             AccountEvent::PointsAdjusted { delta, .. } => *delta,
-            AccountEvent::AccountOpened { .. } | AccountEvent::RoleGranted { .. } => 0,
+            AccountEvent::AccountOpened { .. }
+            | AccountEvent::RoleGranted { .. }
+            | AccountEvent::RoleRevoked { .. } => 0,
         }
     }
 }
@@ -216,7 +227,7 @@ impl Aggregate for Account {
                     lot.remaining -= points;
                 }
             }
-            AccountEvent::RoleGranted { .. } => {}
+            AccountEvent::RoleGranted { .. } | AccountEvent::RoleRevoked { .. } => {}
         }
     }
 }
@@ -266,12 +277,19 @@ pub enum AccountCommand {
         role: Role,
         by: UserId,
     },
+    /// Roles live with the user's profile; the account records who changed them.
+    RevokeRole {
+        role: Role,
+        by: UserId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AccountError {
     #[error("the account does not exist")]
     NotOpened,
+    #[error("an admin cannot revoke their own admin role")]
+    OwnAdminRole,
     #[error("the account is already open")]
     AlreadyOpened,
     #[error("points must be a positive whole number no larger than 10^12")]
@@ -350,6 +368,12 @@ impl Decide for Account {
             }
             AccountCommand::GrantRole { role, by } => {
                 Ok(vec![AccountEvent::RoleGranted { user_id, role, by }])
+            }
+            AccountCommand::RevokeRole { role: Role::Admin, by } if by == user_id => {
+                Err(AccountError::OwnAdminRole)
+            }
+            AccountCommand::RevokeRole { role, by } => {
+                Ok(vec![AccountEvent::RoleRevoked { user_id, role, by }])
             }
         }
     }

@@ -102,7 +102,9 @@ impl BalanceRow {
                 ("adjustment", reference.clone().unwrap_or_else(|| reason.clone()))
             }
             AccountEvent::PointsExpired { lot_id, .. } => ("expiry", lot_id.to_string()),
-            AccountEvent::AccountOpened { .. } | AccountEvent::RoleGranted { .. } => return None,
+            AccountEvent::AccountOpened { .. }
+            | AccountEvent::RoleGranted { .. }
+            | AccountEvent::RoleRevoked { .. } => return None,
         };
         Some(LedgerRow {
             user_id: self.user_id,

@@ -229,11 +229,15 @@ async fn apply_package(
             )
             .await?;
         }
-        PackageEvent::PackageRevised { package_id, name, description } => {
+        PackageEvent::PackageRevised { package_id, changes: c } => {
+            let price = c.price.map(|p| p.to_string());
+            let valid_days = c.points_valid_days.map(|d| d as i32);
             tx.execute(
-                "UPDATE packages SET name = COALESCE($2, name), description = COALESCE($3, description) \
+                "UPDATE packages SET name = COALESCE($2, name), description = COALESCE($3, description), \
+                   price = COALESCE($4::text::numeric, price), currency = COALESCE($5, currency), \
+                   points = COALESCE($6, points), points_valid_days = COALESCE($7, points_valid_days) \
                  WHERE id = $1",
-                &[&package_id.0, name, description],
+                &[&package_id.0, &c.name, &c.description, &price, &c.currency, &c.points, &valid_days],
             )
             .await?;
         }

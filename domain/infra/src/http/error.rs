@@ -223,7 +223,7 @@ impl From<AccountError> for ApiError {
             AccountError::NotOpened => ApiError::NotFound("no such account".into()),
             AccountError::InsufficientPoints { .. } => ApiError::InsufficientPoints(e.to_string()),
             AccountError::InvalidAmount | AccountError::ReasonRequired => ApiError::Validation(e.to_string()),
-            AccountError::AlreadyOpened | AccountError::UnknownRedemption => {
+            AccountError::AlreadyOpened | AccountError::UnknownRedemption | AccountError::OwnAdminRole => {
                 ApiError::InvalidState(e.to_string())
             }
         }
