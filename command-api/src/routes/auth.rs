@@ -30,14 +30,22 @@ pub struct Registration {
 }
 
 fn validate(r: &Registration) -> Result<(), ApiError> {
-    let email = r.email.trim();
-    if email.len() > MAX_EMAIL_BYTES || !email_address::EmailAddress::is_valid(email) {
-        return Err(ApiError::Validation("email must be a valid address".into()));
-    }
+    validate_email(r.email.trim())?;
     if !is_acceptable_password(&r.password) {
         return Err(ApiError::Validation("password must be 8 to 256 characters".into()));
     }
-    if r.name.trim().is_empty() || r.name.chars().count() > 200 {
+    validate_name(&r.name)
+}
+
+pub fn validate_email(email: &str) -> Result<(), ApiError> {
+    if email.len() > MAX_EMAIL_BYTES || !email_address::EmailAddress::is_valid(email) {
+        return Err(ApiError::Validation("email must be a valid address".into()));
+    }
+    Ok(())
+}
+
+pub fn validate_name(name: &str) -> Result<(), ApiError> {
+    if name.trim().is_empty() || name.chars().count() > 200 {
         return Err(ApiError::Validation("name must be 1 to 200 characters".into()));
     }
     Ok(())

@@ -9,6 +9,7 @@ pub mod experiments;
 pub mod health;
 pub mod offers;
 pub mod packages;
+pub mod profile;
 pub mod purchases;
 pub mod redemptions;
 
@@ -20,6 +21,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::scope("/v1")
                 .route("/auth/register", web::post().to(auth::register))
                 .route("/auth/login", web::post().to(auth::login))
+                .route("/me", web::patch().to(profile::change_profile))
+                .route("/me/password", web::post().to(profile::change_password))
                 .route("/users/{id}/roles", web::post().to(auth::grant_role))
                 .route("/users/{id}/roles/{role}", web::delete().to(auth::revoke_role))
                 .route("/categories", web::post().to(catalog::create_category))

@@ -112,7 +112,9 @@ impl AccountEvent {
     pub fn moves_points(&self) -> bool {
         !matches!(
             self,
-            AccountEvent::AccountOpened { .. } | AccountEvent::RoleGranted { .. } | AccountEvent::RoleRevoked { .. }
+            AccountEvent::AccountOpened { .. }
+                | AccountEvent::RoleGranted { .. }
+                | AccountEvent::RoleRevoked { .. }
         )
     }
 

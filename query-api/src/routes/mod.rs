@@ -8,6 +8,7 @@ pub mod health;
 pub mod offers;
 pub mod orders;
 pub mod recommendations;
+pub mod users;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -24,6 +25,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(health::metrics))
         .service(
             web::scope("/v1")
+                .route("/me", web::get().to(users::me))
+                .route("/users", web::get().to(users::find))
+                .route("/users/{id}", web::get().to(users::user))
                 .route("/me/balance", web::get().to(accounts::my_balance))
                 .route("/accounts/{id}/balance", web::get().to(accounts::balance))
                 .route("/accounts/{id}/ledger", web::get().to(accounts::ledger))

@@ -6,6 +6,7 @@ mod end_to_end;
 mod experiments;
 mod hostile;
 mod offers;
+mod profiles;
 mod recommendations;
 mod redis_down;
 mod search;
