@@ -301,7 +301,7 @@ impl TestApp {
     /// Every kind of command, in a random order drawn from `seed`: catalog and package
     /// admin, purchases paid and failed, redemptions placed, cancelled and fulfilled,
     /// adjustments both ways, stock moves, interactions, role grants and golden-hour
-    /// offers created and cancelled. Business
+    /// offers created and cancelled, experiments started and stopped, and refunds. Business
     /// rejections (not enough points, out of stock…) are part of the mix.
     /// Creates an offer on `product` live from a minute ago for an hour.
     pub async fn offer(
@@ -358,6 +358,12 @@ impl TestApp {
                         let status = if rng.gen_bool(0.8) { "succeeded" } else { "failed" };
                         self.webhook(&json!({ "purchase_id": id, "status": status, "payment_ref": "p", "reason": "declined" }))
                             .await;
+                        if status == "succeeded" && rng.gen_bool(0.2) {
+                            self.webhook(
+                                &json!({ "purchase_id": id, "status": "refunded", "payment_ref": "r" }),
+                            )
+                            .await;
+                        }
                     }
                 }
                 5 | 6 => {

@@ -1,5 +1,6 @@
 //! A purchase of a credit package: pending until the payment provider's signed webhook
-//! says it succeeded (then paid, exactly once) or failed.
+//! says it succeeded (then paid, exactly once) or failed. A paid purchase may later be
+//! refunded or charged back (then what is left of its lot is clawed back, once).
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,14 @@ pub enum PurchaseEvent {
         purchase_id: PurchaseId,
         reason: String,
     },
+    /// The money went back; `clawed_back` points were taken from the purchase's lot and
+    /// `unrecovered` had been spent already.
+    PurchaseRefunded {
+        purchase_id: PurchaseId,
+        payment_ref: String,
+        clawed_back: i64,
+        unrecovered: i64,
+    },
 }
 
 impl DomainEvent for PurchaseEvent {}
@@ -37,6 +46,18 @@ pub enum PurchaseStatus {
     Pending,
     Paid,
     Failed,
+    Refunded,
+}
+
+impl PurchaseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PurchaseStatus::Pending => "pending",
+            PurchaseStatus::Paid => "paid",
+            PurchaseStatus::Failed => "failed",
+            PurchaseStatus::Refunded => "refunded",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -63,6 +84,7 @@ impl Aggregate for Purchase {
             }
             PurchaseEvent::PurchasePaid { .. } => self.status = Some(PurchaseStatus::Paid),
             PurchaseEvent::PurchaseFailed { .. } => self.status = Some(PurchaseStatus::Failed),
+            PurchaseEvent::PurchaseRefunded { .. } => self.status = Some(PurchaseStatus::Refunded),
         }
     }
 }
@@ -82,6 +104,9 @@ pub enum PurchaseCommand {
     MarkPaid { payment_ref: String },
     /// The provider says the payment failed. Repeating it is a no-op.
     MarkFailed { reason: String },
+    /// The provider refunded a paid purchase (or it was charged back), and the points
+    /// clawed back came to this. Repeating it is a no-op.
+    MarkRefunded { payment_ref: String, clawed_back: i64, unrecovered: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,6 +117,8 @@ pub enum PurchaseError {
     AlreadyStarted,
     #[error("the purchase is already {0}")]
     AlreadySettled(&'static str),
+    #[error("a {0} purchase cannot be refunded")]
+    NotRefundable(&'static str),
 }
 
 impl Decide for Purchase {
@@ -130,10 +157,26 @@ impl Decide for Purchase {
             (Some(purchase_id), Some(Pending), PurchaseCommand::MarkFailed { reason }) => {
                 Ok(vec![PurchaseEvent::PurchaseFailed { purchase_id, reason }])
             }
+            (
+                Some(purchase_id),
+                Some(Paid),
+                PurchaseCommand::MarkRefunded { payment_ref, clawed_back, unrecovered },
+            ) => Ok(vec![PurchaseEvent::PurchaseRefunded {
+                purchase_id,
+                payment_ref,
+                clawed_back,
+                unrecovered,
+            }]),
+            (Some(_), Some(status @ (Pending | Failed)), PurchaseCommand::MarkRefunded { .. }) => {
+                Err(PurchaseError::NotRefundable(status.as_str()))
+            }
             (Some(_), Some(Paid), PurchaseCommand::MarkPaid { .. }) => Ok(vec![]),
             (Some(_), Some(Failed), PurchaseCommand::MarkFailed { .. }) => Ok(vec![]),
-            (Some(_), Some(Paid), _) => Err(PurchaseError::AlreadySettled("paid")),
-            (Some(_), _, _) => Err(PurchaseError::AlreadySettled("failed")),
+            (Some(_), Some(Refunded), PurchaseCommand::MarkRefunded { .. }) => Ok(vec![]),
+            // A late repeat of the success that came before the refund.
+            (Some(_), Some(Refunded), PurchaseCommand::MarkPaid { .. }) => Ok(vec![]),
+            (Some(_), Some(status), _) => Err(PurchaseError::AlreadySettled(status.as_str())),
+            (Some(_), None, _) => Err(PurchaseError::NotFound),
         }
     }
 }
@@ -175,5 +218,36 @@ mod tests {
         given::<Purchase>([started(), paid()])
             .when(PurchaseCommand::MarkFailed { reason: "late".into() })
             .then_err(PurchaseError::AlreadySettled("paid"));
+    }
+
+    fn refund() -> PurchaseCommand {
+        PurchaseCommand::MarkRefunded { payment_ref: "r".into(), clawed_back: 70, unrecovered: 30 }
+    }
+
+    #[test]
+    fn only_a_paid_purchase_is_refunded_and_a_repeat_is_a_no_op() {
+        given::<Purchase>([started()]).when(refund()).then_err(PurchaseError::NotRefundable("pending"));
+        let failed = PurchaseEvent::PurchaseFailed {
+            purchase_id: PurchaseId(Uuid::from_u128(1)),
+            reason: "declined".into(),
+        };
+        given::<Purchase>([started(), failed])
+            .when(refund())
+            .then_err(PurchaseError::NotRefundable("failed"));
+        let paid = PurchaseEvent::PurchasePaid {
+            purchase_id: PurchaseId(Uuid::from_u128(1)),
+            payment_ref: "p".into(),
+        };
+        let refunded = PurchaseEvent::PurchaseRefunded {
+            purchase_id: PurchaseId(Uuid::from_u128(1)),
+            payment_ref: "r".into(),
+            clawed_back: 70,
+            unrecovered: 30,
+        };
+        given::<Purchase>([started(), paid.clone()]).when(refund()).then([refunded.clone()]);
+        given::<Purchase>([started(), paid.clone(), refunded.clone()]).when(refund()).then([]);
+        given::<Purchase>([started(), paid, refunded])
+            .when(PurchaseCommand::MarkPaid { payment_ref: "p".into() })
+            .then([]);
     }
 }

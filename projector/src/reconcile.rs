@@ -239,12 +239,7 @@ async fn orders(client: &Client, drifts: &mut Vec<Drift>) -> anyhow::Result<()> 
     let rows = client.query("SELECT id, status FROM read.purchases", &[]).await?;
     let mut read: HashMap<Uuid, String> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     for (id, p) in &purchases {
-        let want = match p.status {
-            Some(PurchaseStatus::Pending) => "pending",
-            Some(PurchaseStatus::Paid) => "paid",
-            Some(PurchaseStatus::Failed) => "failed",
-            None => "none",
-        };
+        let want = p.status.map_or("none", PurchaseStatus::as_str);
         match read.remove(id) {
             Some(status) => compare(drifts, "purchases", *id, "status", status.as_str(), want),
             None => missing(drifts, "purchases", *id),

@@ -5,9 +5,9 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Duration;
-use domain::account::{Account, AccountCommand, CreditSource};
+use domain::account::{Account, AccountCommand, AccountEvent, CreditSource};
 use domain::package::Package;
-use domain::purchase::{Purchase, PurchaseCommand};
+use domain::purchase::{Purchase, PurchaseCommand, PurchaseStatus};
 use domain::{Decide, LotId, PackageId, PurchaseId, Role};
 use hmac::{Hmac, Mac};
 use infra::http::error::ApiError;
@@ -85,6 +85,8 @@ pub async fn start_purchase(
 pub enum PaymentStatus {
     Succeeded,
     Failed,
+    /// A refund or a chargeback of a paid purchase.
+    Refunded,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,13 +106,20 @@ struct SettlePurchase {
 impl Command for SettlePurchase {
     async fn execute(&self, uow: &mut UnitOfWork<'_>, ctx: &Context) -> Result<Reply, ApiError> {
         let purchase = uow.load::<Purchase>(&self.id.stream()).await?;
+        let payment_ref = self.event.payment_ref.clone();
         let command = match self.event.status {
-            PaymentStatus::Succeeded => {
-                PurchaseCommand::MarkPaid { payment_ref: self.event.payment_ref.clone() }
-            }
+            PaymentStatus::Succeeded => PurchaseCommand::MarkPaid { payment_ref },
             PaymentStatus::Failed => PurchaseCommand::MarkFailed {
                 reason: self.event.reason.clone().unwrap_or_else(|| "payment failed".into()),
             },
+            PaymentStatus::Refunded if purchase.state.status == Some(PurchaseStatus::Paid) => {
+                let (clawed_back, unrecovered) = claw_back(uow, &purchase.state, self.id).await?;
+                PurchaseCommand::MarkRefunded { payment_ref, clawed_back, unrecovered }
+            }
+            // Pending or failed (refused), or refunded already (a no-op).
+            PaymentStatus::Refunded => {
+                PurchaseCommand::MarkRefunded { payment_ref, clawed_back: 0, unrecovered: 0 }
+            }
         };
         // A repeated delivery decides nothing; the reply then points at what the
         // first one wrote (the unit of work answers with the newest event it read).
@@ -130,6 +139,28 @@ impl Command for SettlePurchase {
         let after = uow.push(purchase, &events)?;
         Ok(Reply::new(StatusCode::OK, json!({ "id": self.id, "status": after.status })))
     }
+}
+
+/// Takes back what is left of the purchase's lot (named after the purchase), in the
+/// same transaction; returns what came back and what had been spent.
+async fn claw_back(
+    uow: &mut UnitOfWork<'_>,
+    purchase: &Purchase,
+    id: PurchaseId,
+) -> Result<(i64, i64), ApiError> {
+    let user = purchase.user_id.ok_or_else(|| ApiError::NotFound("no such purchase".into()))?;
+    let account = uow.load::<Account>(&user.stream()).await?;
+    let events = account.state.decide(AccountCommand::ClawBack {
+        lot_id: LotId(id.0),
+        purchase_id: id,
+        credited: purchase.points,
+    })?;
+    let outcome = events.iter().find_map(|e| match e {
+        AccountEvent::PointsClawedBack { points, unrecovered, .. } => Some((*points, *unrecovered)),
+        _ => None,
+    });
+    uow.push(account, &events)?;
+    outcome.ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("a claw-back decided nothing")))
 }
 
 /// Checks `Tally-Signature: t=<unix>,v1=<hex hmac-sha256(secret, "<t>.<body>")>`.

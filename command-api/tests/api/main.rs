@@ -10,4 +10,5 @@ mod memory;
 mod observability;
 mod offers;
 mod races;
+mod refunds;
 mod shutdown;

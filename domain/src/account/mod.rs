@@ -76,6 +76,15 @@ pub enum AccountEvent {
         role: Role,
         by: UserId,
     },
+    /// A purchase was refunded or charged back: what is left of its lot is taken back;
+    /// `unrecovered` is what had been spent (or had expired) already.
+    PointsClawedBack {
+        user_id: UserId,
+        lot_id: LotId,
+        purchase_id: PurchaseId,
+        points: i64,
+        unrecovered: i64,
+    },
 }
 
 impl DomainEvent for AccountEvent {}
@@ -91,7 +100,8 @@ impl AccountEvent {
             | AccountEvent::PointsAdjusted { user_id, .. }
             | AccountEvent::PointsExpired { user_id, .. }
             | AccountEvent::RoleGranted { user_id, .. }
-            | AccountEvent::RoleRevoked { user_id, .. } => *user_id,
+            | AccountEvent::RoleRevoked { user_id, .. }
+            | AccountEvent::PointsClawedBack { user_id, .. } => *user_id,
         }
     }
 
@@ -124,9 +134,9 @@ impl AccountEvent {
             AccountEvent::PointsCredited { points, .. } | AccountEvent::PointsRefunded { points, .. } => {
                 *points
             }
-            AccountEvent::PointsDebited { points, .. } | AccountEvent::PointsExpired { points, .. } => {
-                -points
-            }
+            AccountEvent::PointsDebited { points, .. }
+            | AccountEvent::PointsExpired { points, .. }
+            | AccountEvent::PointsClawedBack { points, .. } => -points,
             AccountEvent::PointsAdjusted { delta, .. } => *delta,
             AccountEvent::AccountOpened { .. }
             | AccountEvent::RoleGranted { .. }
@@ -224,7 +234,8 @@ impl Aggregate for Account {
                 }
             }
             AccountEvent::PointsAdjusted { allocations, .. } => self.take(allocations),
-            AccountEvent::PointsExpired { lot_id, points, .. } => {
+            AccountEvent::PointsExpired { lot_id, points, .. }
+            | AccountEvent::PointsClawedBack { lot_id, points, .. } => {
                 if let Some(lot) = self.lot_mut(*lot_id) {
                     lot.remaining -= points;
                 }
@@ -283,6 +294,12 @@ pub enum AccountCommand {
     RevokeRole {
         role: Role,
         by: UserId,
+    },
+    /// Takes back what is left of a refunded purchase's lot (`credited` points at first).
+    ClawBack {
+        lot_id: LotId,
+        purchase_id: PurchaseId,
+        credited: i64,
     },
 }
 
@@ -376,6 +393,12 @@ impl Decide for Account {
             }
             AccountCommand::RevokeRole { role, by } => {
                 Ok(vec![AccountEvent::RoleRevoked { user_id, role, by }])
+            }
+            AccountCommand::ClawBack { lot_id, purchase_id, credited } => {
+                // Never below zero: only what the lot still holds comes back.
+                let points = self.lots.iter().find(|l| l.id == lot_id).map_or(0, |l| l.remaining.max(0));
+                let unrecovered = credited - points;
+                Ok(vec![AccountEvent::PointsClawedBack { user_id, lot_id, purchase_id, points, unrecovered }])
             }
         }
     }

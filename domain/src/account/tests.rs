@@ -179,3 +179,32 @@ fn the_state_and_its_snapshot_do_not_grow_with_redemptions() {
         size(&account)
     );
 }
+
+#[test]
+fn a_claw_back_takes_what_is_left_of_the_lot_and_records_what_was_spent() {
+    let spent = AccountEvent::PointsDebited {
+        user_id: user(),
+        redemption_id: rid(1),
+        points: 30,
+        allocations: vec![Allocation { lot_id: lot(1), points: 30 }],
+    };
+    let purchase_id = PurchaseId(Uuid::from_u128(1));
+    given::<Account>([opened(), credited(1, 100, None), credited(2, 50, None), spent])
+        .when(AccountCommand::ClawBack { lot_id: lot(1), purchase_id, credited: 100 })
+        .then([AccountEvent::PointsClawedBack {
+            user_id: user(),
+            lot_id: lot(1),
+            purchase_id,
+            points: 70,
+            unrecovered: 30,
+        }]);
+    let mut account = Account::fold(&[opened(), credited(1, 100, None), credited(2, 50, None)]);
+    account.apply(&AccountEvent::PointsClawedBack {
+        user_id: user(),
+        lot_id: lot(1),
+        purchase_id,
+        points: 100,
+        unrecovered: 0,
+    });
+    assert_eq!(account.balance(), 50, "the other lot is untouched");
+}

@@ -102,6 +102,7 @@ impl BalanceRow {
                 ("adjustment", reference.clone().unwrap_or_else(|| reason.clone()))
             }
             AccountEvent::PointsExpired { lot_id, .. } => ("expiry", lot_id.to_string()),
+            AccountEvent::PointsClawedBack { purchase_id, .. } => ("clawback", purchase_id.to_string()),
             AccountEvent::AccountOpened { .. }
             | AccountEvent::RoleGranted { .. }
             | AccountEvent::RoleRevoked { .. } => return None,

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::{decode, write, Changes, ProjectError};
 
 const PURCHASE_COLUMNS: &str = "id, user_id, package_id, price, currency, points, status, payment_ref, \
-     failure_reason, created_at, updated_at";
+     failure_reason, clawed_back, unrecovered, created_at, updated_at";
 const REDEMPTION_COLUMNS: &str =
     "id, user_id, product_id, quantity, points, offer_id, recommendation_id, status, cancel_reason, created_at, \
      updated_at";
@@ -57,12 +57,24 @@ struct Status {
     payment_ref: Option<String>,
     failure_reason: Option<String>,
     cancel_reason: Option<String>,
+    /// A refund's outcome: points taken back, and points that had been spent.
+    clawed_back: Option<i64>,
+    unrecovered: Option<i64>,
     updated_at: DateTime<Utc>,
 }
 
 impl Status {
     fn new(id: Uuid, status: &'static str, at: DateTime<Utc>) -> Self {
-        Status { id, status, payment_ref: None, failure_reason: None, cancel_reason: None, updated_at: at }
+        Status {
+            id,
+            status,
+            payment_ref: None,
+            failure_reason: None,
+            cancel_reason: None,
+            clawed_back: None,
+            unrecovered: None,
+            updated_at: at,
+        }
     }
 }
 
@@ -108,6 +120,15 @@ async fn apply_purchases(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Resu
                 purchase_id.0,
                 Status { failure_reason: Some(reason), ..Status::new(purchase_id.0, "failed", at) },
             ),
+            PurchaseEvent::PurchaseRefunded { purchase_id, payment_ref, clawed_back, unrecovered } => (
+                purchase_id.0,
+                Status {
+                    payment_ref: Some(payment_ref),
+                    clawed_back: Some(clawed_back),
+                    unrecovered: Some(unrecovered),
+                    ..Status::new(purchase_id.0, "refunded", at)
+                },
+            ),
         };
         match new.get_mut(&id) {
             Some(row) => row.status = status,
@@ -115,8 +136,9 @@ async fn apply_purchases(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Resu
         }
     }
     write(tx, "purchases", PURCHASE_COLUMNS, "", &new.into_values().collect::<Vec<_>>()).await?;
-    update_status(tx, "purchases", "payment_ref = x.payment_ref, failure_reason = x.failure_reason", moved)
-        .await
+    let details = "payment_ref = x.payment_ref, failure_reason = x.failure_reason, \
+                   clawed_back = x.clawed_back, unrecovered = x.unrecovered";
+    update_status(tx, "purchases", details, moved).await
 }
 
 async fn apply_redemptions(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Result<(), ProjectError> {
@@ -178,7 +200,8 @@ async fn update_status(
     let sql = format!(
         "UPDATE {table} t SET status = x.status, updated_at = x.updated_at, {details} \
          FROM jsonb_to_recordset($1) AS x(id uuid, status text, payment_ref text, failure_reason text, \
-                                          cancel_reason text, updated_at timestamptz) \
+                                          cancel_reason text, clawed_back int8, unrecovered int8, \
+                                          updated_at timestamptz) \
          WHERE t.id = x.id"
     );
     let rows: Vec<Status> = moved.into_values().collect();

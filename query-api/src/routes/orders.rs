@@ -25,6 +25,8 @@ struct Purchase {
     status: String,
     payment_ref: Option<String>,
     failure_reason: Option<String>,
+    /// For a refunded purchase: `{clawed_back, unrecovered}` points.
+    refund: Option<serde_json::Value>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -74,7 +76,7 @@ pub async fn purchase(
     let row = client
         .query_opt(
             "SELECT id, user_id, package_id, price::text, currency, points, status, payment_ref, failure_reason, \
-                    created_at, updated_at FROM read.purchases WHERE id = $1",
+                    created_at, updated_at, clawed_back, unrecovered FROM read.purchases WHERE id = $1",
             &[&id],
         )
         .await?
@@ -90,6 +92,9 @@ pub async fn purchase(
         status: row.get(6),
         payment_ref: row.get(7),
         failure_reason: row.get(8),
+        refund: row.get::<_, Option<i64>>(11).map(|clawed_back| {
+            serde_json::json!({ "clawed_back": clawed_back, "unrecovered": row.get::<_, Option<i64>>(12) })
+        }),
         created_at: row.get(9),
         updated_at: row.get(10),
     }))
