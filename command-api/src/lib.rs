@@ -14,3 +14,4 @@ pub mod state;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod throttle;
+pub mod tokens;

@@ -206,5 +206,9 @@ pub fn render(status: &StatusCode, body: Map<String, Value>, replayed: bool) -> 
     if replayed {
         res.insert_header(("Idempotent-Replayed", "true"));
     }
+    if *status == StatusCode::NO_CONTENT {
+        // No body; the position still travels in its header.
+        return res.finish();
+    }
     res.json(Value::Object(body))
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
-use chrono::Duration;
 use domain::{Role, UserId};
 use infra::config::Settings;
 use infra::db;
@@ -36,7 +35,7 @@ impl Application {
         db::ensure_migrated(&pool).await?;
         let state = AppState {
             pool,
-            keys: TokenKeys::new(settings.jwt_secret.expose(), Duration::hours(12)),
+            keys: TokenKeys::new(settings.jwt_secret.expose(), settings.access_token_ttl),
             webhook_secret: settings.payment_webhook_secret.clone(),
             passwords: Passwords::start(),
             throttle: Arc::new(LoginThrottle::default()),

@@ -5,7 +5,6 @@ use std::net::TcpListener;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use chrono::Duration;
 use fred::prelude::ClientLike;
 use infra::http::conventions;
 use infra::http::extract::BodyTimeout;
@@ -44,7 +43,7 @@ impl Application {
         let listener = TcpListener::bind(&settings.query_addr)
             .with_context(|| format!("cannot listen on {} (set TALLY_QUERY_ADDR)", settings.query_addr))?;
         let port = listener.local_addr()?.port();
-        let keys = web::Data::new(TokenKeys::new(settings.jwt_secret.expose(), Duration::hours(12)));
+        let keys = web::Data::new(TokenKeys::new(settings.jwt_secret.expose(), settings.access_token_ttl));
         let limits = web::Data::new(settings.rate_limits.clone());
         let body_timeout = BodyTimeout(settings.body_timeout);
         let server = HttpServer::new(move || {

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::pipeline::{self, Command, Context, Reply};
 use crate::state::AppState;
+use crate::tokens::{self, Presented};
 
 /// The longest email address (RFC 5321's path limit).
 const MAX_EMAIL_BYTES: usize = 254;
@@ -107,8 +108,12 @@ pub async fn register(
     let registered = body.get("user_id").and_then(|v| v.as_str()).and_then(|id| Uuid::parse_str(id).ok());
     let registered =
         registered.ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("no user_id in the reply")))?;
-    let (token, _) = state.keys.issue(registered, vec![Role::Customer], Utc::now());
+    let now = Utc::now();
+    let (token, expires_at) = state.keys.issue(registered, vec![Role::Customer], now);
+    let refresh = tokens::issue(&**state.pool.get().await?, registered, None, now).await?;
     body.insert("token".into(), token.into());
+    body.insert("expires_at".into(), serde_json::json!(expires_at));
+    body.insert("refresh_token".into(), refresh.into());
     Ok(pipeline::render(&status, body, replayed))
 }
 
@@ -157,8 +162,11 @@ pub async fn login(
     state.throttle.succeeded(&email);
     let roles: Vec<String> = row.get(2);
     let roles = roles.iter().filter_map(|r| Role::parse(r)).collect();
-    let (token, expires_at) = state.keys.issue(row.get(0), roles, Utc::now());
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "token": token, "expires_at": expires_at })))
+    let now = Utc::now();
+    let (token, expires_at) = state.keys.issue(row.get(0), roles, now);
+    let refresh = tokens::issue(&**state.pool.get().await?, row.get(0), None, now).await?;
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "token": token, "expires_at": expires_at, "refresh_token": refresh })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -184,6 +192,8 @@ impl Command for GrantRole {
                 &[&self.user_id.0, &self.role.as_str()],
             )
             .await?;
+        // New roles come with a new login.
+        tokens::revoke_all(uow.tx(), self.user_id.0).await?;
         uow.push(account, &events)?;
         Ok(Reply::new(StatusCode::OK, serde_json::json!({ "user_id": self.user_id, "role": self.role })))
     }
@@ -224,6 +234,7 @@ impl Command for RevokeRole {
             .await?;
         // Revoking a role the user does not hold changes nothing and records nothing.
         if removed == 1 {
+            tokens::revoke_all(uow.tx(), self.user_id.0).await?;
             uow.push(account, &events)?;
         }
         let body = serde_json::json!({ "user_id": self.user_id, "role": self.role, "revoked": removed == 1 });
@@ -246,4 +257,55 @@ pub async fn revoke_role(
     let idempotency = pipeline::idempotency_key(&req, caller.0.sub.to_string(), b"")?;
     let ctx = Context::for_caller(&req, "RevokeRole", &caller, Role::Admin);
     pipeline::run(&state, ctx, idempotency, &RevokeRole { user_id, role, by: caller.user_id() }).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// `POST /v1/auth/refresh`: spends the refresh token for a new access token and the next
+/// refresh token. A token used before revokes its whole chain (it was copied).
+pub async fn refresh(
+    state: web::Data<AppState>,
+    input: Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let token = input.value.refresh_token;
+    let refused = ApiError::Unauthenticated("the refresh token is not valid");
+    if token.len() != 64 {
+        return Err(refused);
+    }
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let now = Utc::now();
+    let (user, chain) = match tokens::spend(&*tx, &token, now).await? {
+        Presented::Refused => return Err(refused),
+        Presented::Reused => {
+            tx.commit().await?;
+            return Err(ApiError::Unauthenticated(
+                "the refresh token was used before: its sessions are revoked",
+            ));
+        }
+        Presented::Fresh { user, chain } => (user, chain),
+    };
+    let row = tx.query_opt("SELECT roles FROM users WHERE id = $1 AND erased_at IS NULL", &[&user]).await?;
+    let Some(row) = row else { return Err(refused) };
+    let roles: Vec<String> = row.get(0);
+    let next = tokens::issue(&*tx, user, Some(chain), now).await?;
+    tx.commit().await?;
+    let (access, expires_at) =
+        state.keys.issue(user, roles.iter().filter_map(|r| Role::parse(r)).collect(), now);
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "token": access, "expires_at": expires_at, "refresh_token": next })))
+}
+
+/// `POST /v1/auth/logout`: ends the session (the refresh token's chain) of the caller.
+pub async fn logout(
+    state: web::Data<AppState>,
+    caller: Caller,
+    input: Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    tokens::revoke_chain_of(&**state.pool.get().await?, &input.value.refresh_token, caller.0.sub).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

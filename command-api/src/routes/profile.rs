@@ -3,10 +3,11 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use domain::Role;
+use domain::account::{Account, AccountCommand};
+use domain::{Decide, Role, UserId};
 use infra::config::is_acceptable_password;
 use infra::http::error::ApiError;
-use infra::http::extract::{Caller, Json};
+use infra::http::extract::{path_id, Caller, Json};
 use infra::uow::UnitOfWork;
 use serde::Deserialize;
 use serde_json::json;
@@ -94,6 +95,7 @@ impl Command for SetPassword {
         uow.tx()
             .execute("UPDATE users SET password_hash = $2 WHERE id = $1", &[&self.user, &self.hash])
             .await?;
+        crate::tokens::revoke_all(uow.tx(), self.user).await?;
         Ok(Reply::new(StatusCode::OK, json!({ "user_id": self.user })))
     }
 }
@@ -130,4 +132,72 @@ pub async fn change_password(
     let idempotency = pipeline::idempotency_key(&req, caller.0.sub.to_string(), &input.raw)?;
     let ctx = Context::for_caller(&req, "ChangePassword", &caller, Role::Customer);
     pipeline::run(&state, ctx, idempotency, &SetPassword { user: caller.0.sub, hash }).await
+}
+
+/// Erasure (GDPR art. 17): the user's email, name and password hash leave `users`, their
+/// refresh tokens are revoked, and `UserErased` (ids only) is appended. History stays:
+/// balances, ledger and audit reads still work under the pseudonymous id. Erasing an
+/// erased user changes nothing.
+struct Erase {
+    user: UserId,
+    by: UserId,
+}
+
+impl Command for Erase {
+    async fn execute(&self, uow: &mut UnitOfWork<'_>, _ctx: &Context) -> Result<Reply, ApiError> {
+        let account = uow.load::<Account>(&self.user.stream()).await?;
+        let row = uow
+            .tx()
+            .query_opt("SELECT erased_at IS NOT NULL FROM users WHERE id = $1", &[&self.user.0])
+            .await?;
+        match row.map(|r| r.get::<_, bool>(0)) {
+            None => return Err(ApiError::NotFound("no such user".into())),
+            Some(true) => return Ok(Reply::new(StatusCode::NO_CONTENT, json!({}))),
+            Some(false) => {}
+        }
+        let events = account.state.decide(AccountCommand::RecordErasure { by: self.by })?;
+        uow.tx()
+            .execute(
+                "UPDATE users SET email = NULL, name = NULL, password_hash = NULL, roles = '{}', erased_at = now() \
+                 WHERE id = $1",
+                &[&self.user.0],
+            )
+            .await?;
+        crate::tokens::revoke_all(uow.tx(), self.user.0).await?;
+        uow.push(account, &events)?;
+        Ok(Reply::new(StatusCode::NO_CONTENT, json!({})))
+    }
+}
+
+async fn erase(
+    req: &HttpRequest,
+    state: &AppState,
+    caller: &Caller,
+    user: UserId,
+    role: Role,
+) -> Result<HttpResponse, ApiError> {
+    let idempotency = pipeline::idempotency_key(req, caller.0.sub.to_string(), b"")?;
+    let ctx = Context::for_caller(req, "EraseUser", caller, role);
+    pipeline::run(state, ctx, idempotency, &Erase { user, by: caller.user_id() }).await
+}
+
+/// `DELETE /v1/me`.
+pub async fn erase_me(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    erase(&req, &state, &caller, caller.user_id(), Role::Customer).await
+}
+
+/// `DELETE /v1/users/{id}` (admins).
+pub async fn erase_user(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Admin)?;
+    let user = path_id(&path, UserId::parse, "user")?;
+    erase(&req, &state, &caller, user, Role::Admin).await
 }

@@ -11,4 +11,5 @@ mod observability;
 mod offers;
 mod races;
 mod refunds;
+mod sessions;
 mod shutdown;

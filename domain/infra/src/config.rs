@@ -49,6 +49,8 @@ pub struct Settings {
     pub body_timeout: std::time::Duration,
     /// Per-user and per-address request limits of both APIs.
     pub rate_limits: crate::http::limits::RateLimits,
+    /// How long an access token lives (`TALLY_ACCESS_TOKEN_TTL`, seconds; 900).
+    pub access_token_ttl: chrono::Duration,
 }
 
 /// How many characters a password may have: registration, password changes and the
@@ -109,6 +111,13 @@ impl Settings {
                 .transpose()?
                 .map_or(crate::http::extract::BODY_TIMEOUT, std::time::Duration::from_millis),
             rate_limits: crate::http::limits::RateLimits::from_lookup(&var)?,
+            access_token_ttl: chrono::Duration::seconds(
+                var("TALLY_ACCESS_TOKEN_TTL")
+                    .map(|v| v.parse::<i64>().ok().filter(|s| (1..=86_400).contains(s)))
+                    .map(|v| v.context("TALLY_ACCESS_TOKEN_TTL must be seconds, from 1 to 86400"))
+                    .transpose()?
+                    .unwrap_or(900),
+            ),
         })
     }
 }

@@ -76,6 +76,11 @@ pub enum AccountEvent {
         role: Role,
         by: UserId,
     },
+    /// The user's personal data was erased (it was never in events); `by` is who did it.
+    UserErased {
+        user_id: UserId,
+        by: UserId,
+    },
     /// A purchase was refunded or charged back: what is left of its lot is taken back;
     /// `unrecovered` is what had been spent (or had expired) already.
     PointsClawedBack {
@@ -101,7 +106,8 @@ impl AccountEvent {
             | AccountEvent::PointsExpired { user_id, .. }
             | AccountEvent::RoleGranted { user_id, .. }
             | AccountEvent::RoleRevoked { user_id, .. }
-            | AccountEvent::PointsClawedBack { user_id, .. } => *user_id,
+            | AccountEvent::PointsClawedBack { user_id, .. }
+            | AccountEvent::UserErased { user_id, .. } => *user_id,
         }
     }
 
@@ -125,6 +131,7 @@ impl AccountEvent {
             AccountEvent::AccountOpened { .. }
                 | AccountEvent::RoleGranted { .. }
                 | AccountEvent::RoleRevoked { .. }
+                | AccountEvent::UserErased { .. }
         )
     }
 
@@ -140,7 +147,8 @@ impl AccountEvent {
             AccountEvent::PointsAdjusted { delta, .. } => *delta,
             AccountEvent::AccountOpened { .. }
             | AccountEvent::RoleGranted { .. }
-            | AccountEvent::RoleRevoked { .. } => 0,
+            | AccountEvent::RoleRevoked { .. }
+            | AccountEvent::UserErased { .. } => 0,
         }
     }
 }
@@ -240,7 +248,9 @@ impl Aggregate for Account {
                     lot.remaining -= points;
                 }
             }
-            AccountEvent::RoleGranted { .. } | AccountEvent::RoleRevoked { .. } => {}
+            AccountEvent::RoleGranted { .. }
+            | AccountEvent::RoleRevoked { .. }
+            | AccountEvent::UserErased { .. } => {}
         }
     }
 }
@@ -293,6 +303,10 @@ pub enum AccountCommand {
     /// Roles live with the user's profile; the account records who changed them.
     RevokeRole {
         role: Role,
+        by: UserId,
+    },
+    /// Records an erasure (the personal data itself is in `users`, never here).
+    RecordErasure {
         by: UserId,
     },
     /// Takes back what is left of a refunded purchase's lot (`credited` points at first).
@@ -394,6 +408,7 @@ impl Decide for Account {
             AccountCommand::RevokeRole { role, by } => {
                 Ok(vec![AccountEvent::RoleRevoked { user_id, role, by }])
             }
+            AccountCommand::RecordErasure { by } => Ok(vec![AccountEvent::UserErased { user_id, by }]),
             AccountCommand::ClawBack { lot_id, purchase_id, credited } => {
                 // Never below zero: only what the lot still holds comes back.
                 let points = self.lots.iter().find(|l| l.id == lot_id).map_or(0, |l| l.remaining.max(0));

@@ -105,7 +105,8 @@ impl BalanceRow {
             AccountEvent::PointsClawedBack { purchase_id, .. } => ("clawback", purchase_id.to_string()),
             AccountEvent::AccountOpened { .. }
             | AccountEvent::RoleGranted { .. }
-            | AccountEvent::RoleRevoked { .. } => return None,
+            | AccountEvent::RoleRevoked { .. }
+            | AccountEvent::UserErased { .. } => return None,
         };
         Some(LedgerRow {
             user_id: self.user_id,

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod audit;
 pub mod catalog;
 pub mod experiments;
+pub mod export;
 pub mod health;
 pub mod offers;
 pub mod orders;
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/v1")
                 .route("/me", web::get().to(users::me))
+                .route("/me/export", web::get().to(export::export))
                 .route("/users", web::get().to(users::find))
                 .route("/users/{id}", web::get().to(users::user))
                 .route("/me/balance", web::get().to(accounts::my_balance))
