@@ -73,25 +73,6 @@ pub async fn spawn_app_on(db: TestDb, env: &[(&str, &str)]) -> TestApp {
 /// as a real process on `db_url` and a free port, with the test secrets, rate limits off
 /// and `env` on top; returns it once `/healthz` answers, with its base URL.
 pub async fn spawn_binary(binary: &str, db_url: &str, env: &[(&str, &str)]) -> (std::process::Child, String) {
-    spawn_binary_logging(binary, db_url, env, None).await
-}
-
-/// [`spawn_binary`], its stdout and stderr (the JSON logs) appended to `log` if given.
-pub async fn spawn_binary_logging(
-    binary: &str,
-    db_url: &str,
-    env: &[(&str, &str)],
-    log: Option<&std::path::Path>,
-) -> (std::process::Child, String) {
-    let output = || match log {
-        Some(path) => std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map(std::process::Stdio::from)
-            .expect("log file"),
-        None => std::process::Stdio::null(),
-    };
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let child = std::process::Command::new(binary)
         .env("DATABASE_URL", db_url)
@@ -102,8 +83,8 @@ pub async fn spawn_binary_logging(
         .env("TALLY_RATE_LIMIT_ADDR", "0")
         .env("RUST_LOG", "warn")
         .envs(env.iter().copied())
-        .stdout(output())
-        .stderr(output())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn command-api");
     let base = format!("http://127.0.0.1:{port}");

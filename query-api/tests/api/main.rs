@@ -3,6 +3,7 @@
 mod authz;
 mod back_office;
 mod end_to_end;
+mod erasure;
 mod experiments;
 mod hostile;
 mod offers;

@@ -106,3 +106,17 @@ impl Stack {
 pub fn position(res: &Response) -> String {
     res.headers().get("x-tally-position").expect("X-Tally-Position").to_str().expect("ascii").to_owned()
 }
+
+/// Every service of every stack runs in this process: their logs (JSON, the Tally
+/// crates at `debug`) all go to this one file, for tests that check what is logged.
+pub fn captured_logs() -> &'static std::path::Path {
+    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("tally-query-api-tests-{}.log", std::process::id()));
+        let file = std::fs::File::create(&path).expect("log file");
+        let filter =
+            "info,infra=debug,command_api=debug,query_api=debug,projector=debug,tokio_postgres=debug";
+        infra::telemetry::init_with(filter, std::sync::Mutex::new(file));
+        path
+    })
+}
