@@ -31,6 +31,11 @@ async fn bad_input_gets_the_documented_problem_and_appends_nothing() {
     let other = app.product(10, 5).await;
     let over = app.offer(&other, 5, None, None).await;
     app.post(&format!("/v1/offers/{over}/cancel"), Some(&app.admin), json!({})).await;
+    let category = app.create("/v1/categories", json!({"name": "Kept"})).await;
+    let admin_id = infra::token::TokenKeys::new("test-jwt-secret", chrono::Duration::hours(1))
+        .verify(&admin)
+        .expect("the admin's token")
+        .sub;
     let running = app
         .create("/v1/experiments", json!({"key": "taken", "variants": [{"name": "rules", "weight": 1}]}))
         .await;
@@ -168,6 +173,40 @@ async fn bad_input_gets_the_documented_problem_and_appends_nothing() {
         ("POST", "/v1/interactions/batch".into(), None, batch(1), S::UNAUTHORIZED, "unauthenticated"),
         ("POST", "/v1/redemptions".into(), Some(&customer), json!({"product_id": product, "quantity": 1, "recommendation_id": unknown}).to_string(), S::NOT_FOUND, "not_found"),
         ("POST", "/v1/redemptions".into(), Some(&customer), json!({"product_id": product, "quantity": 1, "recommendation_id": "x"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("PATCH", format!("/v1/categories/{unknown}"), Some(&admin), json!({"name": "x"}).to_string(), S::NOT_FOUND, "not_found"),
+        ("PATCH", format!("/v1/categories/{category}"), Some(&admin), "{}".into(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("PATCH", format!("/v1/categories/{category}"), Some(&admin), json!({"name": ""}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("PATCH", format!("/v1/categories/{category}"), Some(&admin), json!({"name": 7}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("PATCH", format!("/v1/categories/{category}"), Some(&admin), "{".into(), S::BAD_REQUEST, "malformed_request"),
+        ("PATCH", format!("/v1/categories/{category}"), Some(&customer), json!({"name": "x"}).to_string(), S::FORBIDDEN, "forbidden"),
+        ("PATCH", format!("/v1/credit-packages/{package}"), Some(&admin), json!({"price": "1.999"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("PATCH", format!("/v1/credit-packages/{package}"), Some(&admin), json!({"points": 0}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("PATCH", format!("/v1/credit-packages/{package}"), Some(&admin), json!({"currency": "euro"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("PATCH", format!("/v1/credit-packages/{package}"), Some(&admin), "{}".into(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("PATCH", format!("/v1/credit-packages/{unknown}"), Some(&admin), json!({"points": 5}).to_string(), S::NOT_FOUND, "not_found"),
+        ("PATCH", format!("/v1/credit-packages/{package}"), Some(&customer), json!({"points": 5}).to_string(), S::FORBIDDEN, "forbidden"),
+        ("DELETE", format!("/v1/users/{}/roles/emperor", c.id), Some(&admin), String::new(), S::NOT_FOUND, "not_found"),
+        ("DELETE", format!("/v1/users/{unknown}/roles/auditor"), Some(&admin), String::new(), S::NOT_FOUND, "not_found"),
+        ("DELETE", format!("/v1/users/{}/roles/customer", c.id), Some(&customer), String::new(), S::FORBIDDEN, "forbidden"),
+        ("DELETE", format!("/v1/users/{}/roles/customer", c.id), None, String::new(), S::UNAUTHORIZED, "unauthenticated"),
+        ("DELETE", format!("/v1/users/{admin_id}/roles/admin"), Some(&admin), String::new(), S::UNPROCESSABLE_ENTITY, "invalid_state"),
+        ("DELETE", format!("/v1/users/{unknown}"), Some(&admin), String::new(), S::NOT_FOUND, "not_found"),
+        ("DELETE", format!("/v1/users/{}", c.id), Some(&customer), String::new(), S::FORBIDDEN, "forbidden"),
+        ("DELETE", "/v1/me".into(), None, String::new(), S::UNAUTHORIZED, "unauthenticated"),
+        ("PATCH", "/v1/me".into(), Some(&customer), "{}".into(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("PATCH", "/v1/me".into(), Some(&customer), json!({"email": "nope"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("PATCH", "/v1/me".into(), Some(&customer), json!({"name": "n".repeat(201)}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("PATCH", "/v1/me".into(), Some(&customer), json!({"email": "admin@test.dev"}).to_string(), S::CONFLICT, "conflict"),
+        ("PATCH", "/v1/me".into(), None, json!({"name": "x"}).to_string(), S::UNAUTHORIZED, "unauthenticated"),
+        ("POST", "/v1/me/password".into(), Some(&customer), json!({"current_password": "wrong-one!", "new_password": "a-new-password"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/me/password".into(), Some(&customer), json!({"current_password": "password123", "new_password": "short"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/me/password".into(), Some(&customer), json!({"new_password": "a-new-password"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/me/password".into(), None, json!({"current_password": "password123", "new_password": "a-new-password"}).to_string(), S::UNAUTHORIZED, "unauthenticated"),
+        ("POST", "/v1/auth/refresh".into(), None, "{}".into(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/auth/refresh".into(), None, json!({"refresh_token": "x".repeat(64)}).to_string(), S::UNAUTHORIZED, "unauthenticated"),
+        ("POST", "/v1/auth/refresh".into(), None, "{".into(), S::BAD_REQUEST, "malformed_request"),
+        ("POST", "/v1/auth/logout".into(), None, json!({"refresh_token": "x"}).to_string(), S::UNAUTHORIZED, "unauthenticated"),
+        ("POST", "/v1/auth/logout".into(), Some(&customer), "{}".into(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
         ("GET", "/v1/nothing-here".into(), None, String::new(), S::NOT_FOUND, "not_found"),
     ];
     let before = app.event_count().await;

@@ -51,6 +51,18 @@ async fn every_endpoint_admits_exactly_the_roles_the_design_names() {
     let personal = [UNAUTH, FORBIDDEN, OK, OK, OK];
     let public = [OK; 5];
     let audit = [UNAUTH, FORBIDDEN, FORBIDDEN, OK, OK];
+    let admin_only = [UNAUTH, FORBIDDEN, FORBIDDEN, OK, FORBIDDEN];
+    let anyone_signed_in = [UNAUTH, OK, OK, OK, OK];
+    let category = s.cmd.create("/v1/categories", json!({ "name": "Authz", "description": "" })).await;
+    let experiment = s
+        .cmd
+        .create("/v1/experiments", json!({ "key": "authz", "variants": [{ "name": "rules", "weight": 1 }] }))
+        .await;
+    let owner_email = s.get("/v1/me", Some(&owner.token), &[]).await.json::<Value>().await.expect("json")
+        ["email"]
+        .as_str()
+        .expect("email")
+        .to_owned();
     let matrix: Vec<(String, [u16; 5])> = vec![
         ("/v1/me/balance".into(), [UNAUTH, OK, OK, OK, OK]),
         (format!("/v1/accounts/{o}/balance"), personal),
@@ -64,6 +76,16 @@ async fn every_endpoint_admits_exactly_the_roles_the_design_names() {
         ("/v1/offers?state=live".into(), public),
         ("/v1/products?on_offer=true".into(), public),
         ("/v1/credit-packages".into(), public),
+        (format!("/v1/categories/{category}"), public),
+        ("/v1/me".into(), anyone_signed_in),
+        ("/v1/me/export".into(), anyone_signed_in),
+        (format!("/v1/users/{o}"), audit),
+        (format!("/v1/users?email={owner_email}"), admin_only),
+        (format!("/v1/accounts/{o}/purchases"), personal),
+        ("/v1/redemptions?status=placed".into(), audit),
+        ("/v1/products?include_inactive=true".into(), admin_only),
+        (format!("/v1/experiments/{experiment}/results"), audit),
+        (format!("/v1/experiments/{experiment}/assignment"), [UNAUTH, OK, OK, FORBIDDEN, OK]),
         ("/v1/audit/events".into(), audit),
         (format!("/v1/audit/streams/account-{o}"), audit),
         (format!("/v1/audit/accounts/{o}/balance"), audit),
