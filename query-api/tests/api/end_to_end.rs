@@ -30,7 +30,7 @@ async fn a_customer_reads_each_of_its_writes_on_the_first_try() {
     let balance = s.read("/v1/me/balance", &c.token, &at).await;
     assert_eq!(
         balance,
-        json!({ "user_id": c.id, "balance": 100, "lifetime_earned": 100, "lifetime_spent": 0 })
+        json!({ "user_id": c.id, "balance": 100, "lifetime_earned": 100, "lifetime_spent": 0, "expiring": [] })
     );
     let bought = s.read(&format!("/v1/credit-purchases/{purchase}"), &c.token, &at).await;
     assert_eq!((bought["status"].as_str(), bought["payment_ref"].as_str()), (Some("paid"), Some("pay-9")));
