@@ -126,10 +126,17 @@ async fn results_match_a_hand_count_of_a_scripted_workload() {
     let want_popular = json!({ "name": "popular", "users_assigned": np, "users_exposed": np, "exposures": np, "clicks": 2,
                                "conversions": 1, "converting_users": 1, "conversion_rate": 1.0 / np as f64, "points_redeemed": 10 });
     let got = results["variants"].as_array().expect("variants");
-    assert_eq!(got[0], want_rules, "{results}");
+    // Rates are floats: compared within 1e-12 (JSON parsing need not round-trip them).
+    let rate =
+        |v: &mut Value| v.as_object_mut().and_then(|o| o.remove("conversion_rate")).and_then(|r| r.as_f64());
+    let (mut rules_got, mut want_rules, mut want_popular) = (got[0].clone(), want_rules, want_popular);
     let mut popular_got = got[1].clone();
     let versus = popular_got.as_object_mut().expect("object").remove("versus_first").expect("a comparison");
-    assert_eq!(popular_got, want_popular, "{results}");
+    for (got, want) in [(&mut rules_got, &mut want_rules), (&mut popular_got, &mut want_popular)] {
+        let (g, w) = (rate(got).expect("a rate"), rate(want).expect("a rate"));
+        assert!((g - w).abs() < 1e-12, "conversion_rate {g} instead of {w}: {results}");
+        assert_eq!(got, want, "{results}");
+    }
 
     // The comparison, by the formula of design §12 written out again here.
     let (p0, p1) = (2.0 / nr as f64, 1.0 / np as f64);
