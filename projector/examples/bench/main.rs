@@ -80,8 +80,12 @@ async fn main() -> anyhow::Result<()> {
     rows.push(row);
     log("one hot product, then pgbench on one product");
     rows.push(scenarios::hot_product(&bench, &hot).await?);
-    log("redemptions alone, then during bursts of 2,000 interactions from one customer");
-    rows.push(scenarios::interactions_burst(&bench).await?);
+    log("redemptions alone, then during bursts of 2,000 interactions from one customer (default user limit)");
+    let limited_env =
+        [env[0].clone(), env[1].clone(), env[2].clone(), ("TALLY_RATE_LIMIT_USER", "100".into())];
+    let limited = Service::start("command-api", &[], &limited_env).await?;
+    rows.push(scenarios::interactions_burst(&bench, &limited.base).await?);
+    limited.stop().await;
     log("golden hour: 640 customers, one offer of 1,000 units, 256 connections at its start");
     rows.push(golden::golden_hour(&bench).await?);
     log("redemption latency, open loop at half the maximum");

@@ -26,7 +26,6 @@ impl Service {
         };
         let child = Command::new(bin_dir()?.join(binary))
             .args(args)
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env(addr_var, format!("127.0.0.1:{port}"))
             .env("TALLY_JWT_SECRET", "bench-only-jwt-secret")
             .env("TALLY_PAYMENT_WEBHOOK_SECRET", "bench-only-webhook-secret")
@@ -35,6 +34,8 @@ impl Service {
             .env("TALLY_RATE_LIMIT_USER", "0")
             .env("TALLY_RATE_LIMIT_ADDR", "0")
             .env("RUST_LOG", "warn")
+            // The caller's settings last, so they win (e.g. a rate limit turned back on).
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {binary} (scripts/bench builds it)"))?;
