@@ -80,7 +80,9 @@ async fn main() -> anyhow::Result<()> {
     rows.push(row);
     log("one hot product, then pgbench on one product");
     rows.push(scenarios::hot_product(&bench, &hot).await?);
-    log("redemptions alone, then during bursts of 2,000 interactions from one customer (default user limit)");
+    log(
+        "redemptions alone, then during a burst of 2,000 interactions from one customer (default user limit)",
+    );
     let limited_env =
         [env[0].clone(), env[1].clone(), env[2].clone(), ("TALLY_RATE_LIMIT_USER", "100".into())];
     let limited = Service::start("command-api", &[], &limited_env).await?;
