@@ -2,7 +2,7 @@
 //! redemptions left out) that the customer can afford now and that are in stock.
 
 use chrono::{DateTime, Utc};
-use infra::views::{ProductDoc, PRODUCT_COLUMNS};
+use infra::views::PRODUCT_COLUMNS;
 use tokio_postgres::GenericClient;
 
 use super::rules::{live_offer_join, Candidate, CategoryRef, Pick};
@@ -25,15 +25,7 @@ pub async fn candidates(
          ORDER BY r.redeemed DESC, p.id LIMIT 100"
     );
     let rows = client.query(&sql, &[&spendable, &now]).await?;
-    Ok(rows
-        .iter()
-        .map(|r| Candidate {
-            doc: ProductDoc::from_row(r).at(now),
-            category_name: r.get("category_name"),
-            affinity: r.get("affinity"),
-            popularity: r.get("popularity"),
-        })
-        .collect())
+    Ok(rows.iter().map(|r| Candidate::from_row(r, now)).collect())
 }
 
 /// The first `limit` candidates, in their order; the category is the top one's.

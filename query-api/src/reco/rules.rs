@@ -71,15 +71,20 @@ pub async fn candidates(
          LIMIT 100"
     );
     let rows = client.query(&sql, &[&user, &spendable, &now]).await?;
-    Ok(rows
-        .iter()
-        .map(|r| Candidate {
+    Ok(rows.iter().map(|r| Candidate::from_row(r, now)).collect())
+}
+
+impl Candidate {
+    /// A candidate from a row of [`PRODUCT_COLUMNS`] plus `category_name`, `affinity` and
+    /// `popularity`, its document as of `now`.
+    pub fn from_row(r: &tokio_postgres::Row, now: DateTime<Utc>) -> Self {
+        Candidate {
             doc: ProductDoc::from_row(r).at(now),
             category_name: r.get("category_name"),
             affinity: r.get("affinity"),
             popularity: r.get("popularity"),
-        })
-        .collect())
+        }
+    }
 }
 
 /// The top category (that of the best-ranked candidate) and up to `limit` products,
