@@ -84,16 +84,19 @@ async fn only_a_paid_purchase_can_be_refunded() {
     let paid = app.start_purchase(&c, &package).await;
     app.webhook(&json!({ "purchase_id": paid, "status": "succeeded", "payment_ref": "p" })).await;
     let product = app.product(30, 5).await;
-    assert_eq!(
-        app.post("/v1/redemptions", Some(&c.token), json!({ "product_id": product, "quantity": 1 }))
-            .await
-            .status(),
-        StatusCode::CREATED
-    );
+    let placed =
+        app.post("/v1/redemptions", Some(&c.token), json!({ "product_id": product, "quantity": 1 })).await;
+    assert_eq!(placed.status(), StatusCode::CREATED);
+    let redemption = body(placed).await["id"].as_str().expect("id").to_owned();
     let res = app.webhook(&json!({ "purchase_id": paid, "status": "refunded", "payment_ref": "r" })).await;
     assert_eq!((res.status(), body(res).await["status"].clone()), (StatusCode::OK, json!("refunded")));
     let late = app.webhook(&json!({ "purchase_id": paid, "status": "succeeded", "payment_ref": "p" })).await;
     assert_eq!(late.status(), StatusCode::OK);
     let account: Account = app.fold(&account_stream(&c.id)).await;
     assert_eq!(account.balance(), 0, "70 clawed back, 30 unrecovered");
+    // Cancelling the redemption afterwards gives back no points of the refunded lot.
+    let cancel = app.post(&format!("/v1/redemptions/{redemption}/cancel"), Some(&c.token), json!({})).await;
+    assert_eq!(cancel.status(), StatusCode::OK);
+    let account: Account = app.fold(&account_stream(&c.id)).await;
+    assert_eq!(account.balance(), 0, "no double credit");
 }

@@ -32,6 +32,10 @@ pub struct Account {
     pub user_id: Option<UserId>,
     /// In credit order.
     pub lots: Vec<Lot>,
+    /// Lots whose purchase was refunded: points once spent from them do not come back
+    /// when their redemption is cancelled (they were clawed back, or unrecovered).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clawed: Vec<LotId>,
 }
 
 impl Account {
@@ -106,11 +110,16 @@ impl Aggregate for Account {
                 }
             }
             AccountEvent::PointsAdjusted { allocations, .. } => self.take(allocations),
-            AccountEvent::PointsExpired { lot_id, points, .. }
-            | AccountEvent::PointsClawedBack { lot_id, points, .. } => {
+            AccountEvent::PointsExpired { lot_id, points, .. } => {
                 if let Some(lot) = self.lot_mut(*lot_id) {
                     lot.remaining -= points;
                 }
+            }
+            AccountEvent::PointsClawedBack { lot_id, points, .. } => {
+                if let Some(lot) = self.lot_mut(*lot_id) {
+                    lot.remaining -= points;
+                }
+                self.clawed.push(*lot_id);
             }
             AccountEvent::RoleGranted { .. }
             | AccountEvent::RoleRevoked { .. }
@@ -233,11 +242,16 @@ impl Decide for Account {
                 if debited.is_empty() {
                     return Err(AccountError::UnknownRedemption);
                 }
+                let allocations: Vec<Allocation> =
+                    debited.into_iter().filter(|a| !self.clawed.contains(&a.lot_id)).collect();
+                if allocations.is_empty() {
+                    return Ok(vec![]);
+                }
                 Ok(vec![AccountEvent::PointsRefunded {
                     user_id,
                     redemption_id,
-                    points: debited.iter().map(|a| a.points).sum(),
-                    allocations: debited,
+                    points: allocations.iter().map(|a| a.points).sum(),
+                    allocations,
                 }])
             }
             AccountCommand::Adjust { delta, reason, reference, by, new_lot, now } => {

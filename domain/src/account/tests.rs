@@ -208,3 +208,40 @@ fn a_claw_back_takes_what_is_left_of_the_lot_and_records_what_was_spent() {
     });
     assert_eq!(account.balance(), 50, "the other lot is untouched");
 }
+
+#[test]
+fn a_cancel_after_its_lot_was_clawed_back_returns_nothing_to_that_lot() {
+    let purchase_id = PurchaseId(Uuid::from_u128(1));
+    let spent = vec![Allocation { lot_id: lot(1), points: 30 }, Allocation { lot_id: lot(2), points: 10 }];
+    let history = [
+        opened(),
+        credited(1, 100, None),
+        credited(2, 50, None),
+        AccountEvent::PointsDebited {
+            user_id: user(),
+            redemption_id: rid(1),
+            points: 40,
+            allocations: spent.clone(),
+        },
+        AccountEvent::PointsClawedBack {
+            user_id: user(),
+            lot_id: lot(1),
+            purchase_id,
+            points: 70,
+            unrecovered: 30,
+        },
+    ];
+    // Only the 10 points from the other lot come back.
+    given::<Account>(history.clone())
+        .when(AccountCommand::Refund { redemption_id: rid(1), debited: spent })
+        .then([AccountEvent::PointsRefunded {
+            user_id: user(),
+            redemption_id: rid(1),
+            points: 10,
+            allocations: vec![Allocation { lot_id: lot(2), points: 10 }],
+        }]);
+    let only_clawed = vec![Allocation { lot_id: lot(1), points: 30 }];
+    given::<Account>(history)
+        .when(AccountCommand::Refund { redemption_id: rid(1), debited: only_clawed })
+        .then([]);
+}
