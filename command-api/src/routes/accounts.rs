@@ -87,6 +87,9 @@ pub struct InteractionBatch {
 
 /// The most interactions one batch may carry.
 pub const MAX_BATCH: usize = 500;
+/// The body limit of a batch: 500 items of about 140 bytes each (with a
+/// `recommendation_id`), with room for whitespace.
+pub const MAX_BATCH_BODY_BYTES: usize = 256 * 1024;
 
 /// Interactions are behaviour data (see `infra::behaviour`): checked against the
 /// store (the product) and the exposures (the recommendation), then written beside

@@ -48,7 +48,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/redemptions/{id}/fulfil", web::post().to(redemptions::fulfil))
                 .route("/accounts/{user_id}/adjustments", web::post().to(accounts::adjust))
                 .route("/interactions", web::post().to(accounts::record_interaction))
-                .route("/interactions/batch", web::post().to(accounts::record_interactions))
+                .service(
+                    // 500 items with recommendation ids pass the shared 64 KiB limit.
+                    web::resource("/interactions/batch")
+                        .app_data(web::PayloadConfig::new(accounts::MAX_BATCH_BODY_BYTES))
+                        .route(web::post().to(accounts::record_interactions)),
+                )
                 .route("/experiments", web::post().to(experiments::start))
                 .route("/experiments/{id}/stop", web::post().to(experiments::stop)),
         );

@@ -52,3 +52,35 @@ async fn a_batch_of_500_is_recorded_beside_the_ledger_once_per_idempotency_key()
     let got: (i64, i64, i64) = (counts.get(0), counts.get(1), counts.get(2));
     assert_eq!(got, (want(0), want(1) + 1, want(2)));
 }
+
+/// 500 items that each name a recommendation, pretty-printed, are over the shared 64 KiB
+/// body limit: the batch route takes them; a bigger body is still 413.
+#[tokio::test]
+async fn a_full_batch_naming_recommendations_fits_and_a_bigger_body_does_not() {
+    let app = spawn_app().await;
+    let c = app.customer_with_points(10).await;
+    let product = app.product(10, 5).await;
+    let user = uuid::Uuid::parse_str(&c.id).expect("uuid");
+    let shown = uuid::Uuid::new_v4();
+    let db = app.db.client().await.expect("db");
+    db.execute(
+        "INSERT INTO behaviour.exposures (id, user_id, experiment_key, variant, products, at) \
+         VALUES ($1, $2, 'default', 'rules', '{}', now())",
+        &[&shown, &user],
+    )
+    .await
+    .expect("an exposure");
+    let items: Vec<_> = (0..500)
+        .map(|_| json!({ "product_id": product, "kind": "click", "recommendation_id": shown }))
+        .collect();
+    let raw = serde_json::to_string_pretty(&json!({ "items": items })).expect("json");
+    assert!(raw.len() > 64 * 1024, "the body is over the shared limit: {}", raw.len());
+    let res = app.send(Method::POST, "/v1/interactions/batch", Some(&c.token), Some(raw), &[]).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let huge = format!("{{\"items\": [], \"pad\": \"{}\"}}", "x".repeat(300 * 1024));
+    let res = app.send(Method::POST, "/v1/interactions/batch", Some(&c.token), Some(huge), &[]).await;
+    assert_eq!(
+        (res.status(), body(res).await["code"].clone()),
+        (StatusCode::PAYLOAD_TOO_LARGE, json!("payload_too_large"))
+    );
+}
