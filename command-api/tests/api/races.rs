@@ -133,3 +133,27 @@ async fn concurrent_cancels_and_a_fulfil_of_one_redemption_settle_it_once() {
         assert_eq!((refunds, account.balance(), p.on_hand, p.reserved), (0, 70, 9, 0), "fulfilled");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_concurrent_starts_of_experiments_with_one_key_run_exactly_one() {
+    let app = Arc::new(spawn_app().await);
+    let body = json!({ "key": "recommendations", "variants": [{ "name": "rules", "weight": 1 }] });
+    let statuses = join_all((0..10).map(|_| {
+        let (app, body) = (app.clone(), body.clone());
+        async move {
+            let res = app.post("/v1/experiments", Some(&app.admin), body).await;
+            (res.status(), crate::helpers::body(res).await["code"].clone())
+        }
+    }))
+    .await;
+    let started = statuses.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
+    let refused = statuses.iter().filter(|(_, code)| *code == "validation_failed").count();
+    assert_eq!((started, refused), (1, 9), "{statuses:?}");
+    let db = app.db.client().await.expect("db");
+    let running: i64 = db
+        .query_one("SELECT count(*) FROM es.events WHERE event_type = 'ExperimentStarted'", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(running, 1);
+}
