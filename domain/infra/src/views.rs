@@ -128,11 +128,6 @@ impl ProductDoc {
         self.offer = live;
         self
     }
-
-    /// What one unit costs at `now`.
-    pub fn price_at(&self, now: DateTime<Utc>) -> i64 {
-        self.clone().at(now).offer.map_or(self.point_cost, |o| o.point_cost)
-    }
 }
 
 /// One account's balance document from `read.balances`; `$1` is the user id. Prepare it

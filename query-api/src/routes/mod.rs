@@ -81,6 +81,22 @@ impl PageParams {
     }
 }
 
+/// The cursor of a list ordered by `(time, id)`: `<µs since the epoch>_<uuid>` of the
+/// row's columns `at` and `id`.
+pub fn time_cursor(row: &tokio_postgres::Row, at: usize, id: usize) -> String {
+    format!(
+        "{}_{}",
+        row.get::<_, chrono::DateTime<chrono::Utc>>(at).timestamp_micros(),
+        row.get::<_, Uuid>(id)
+    )
+}
+
+/// A [`time_cursor`] read back.
+pub fn parse_time_cursor(c: &str) -> Option<(chrono::DateTime<chrono::Utc>, Uuid)> {
+    let (at, id) = c.split_once('_')?;
+    Some((chrono::DateTime::from_timestamp_micros(at.parse().ok()?)?, Uuid::parse_str(id).ok()?))
+}
+
 #[derive(Debug, Serialize)]
 pub struct Page<T> {
     pub items: Vec<T>,

@@ -10,8 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::orders::parse_cursor;
-use super::{Page, PageParams};
+use super::{parse_time_cursor, time_cursor, Page, PageParams};
 use crate::fresh;
 use crate::state::AppState;
 
@@ -95,7 +94,7 @@ pub async fn offers(
     let which = State::parse(params.state.as_deref())?;
     let page = PageParams { limit: params.limit, cursor: params.cursor.clone() };
     let limit = page.limit()?;
-    let (after_at, after_id) = page.cursor(parse_cursor)?.unzip();
+    let (after_at, after_id) = page.cursor(parse_time_cursor)?.unzip();
     fresh::wait_for(&state, &req, &[Projection::Catalog]).await?;
     let (filter, key, direction) = which.sql();
     let order = if direction == ">" { "ASC" } else { "DESC" };
@@ -111,8 +110,7 @@ pub async fn offers(
     let client = state.pool.get().await?;
     let rows = client.query(&sql, &[&after_at, &after_id, &(limit + 1)]).await?;
     let item = |r: &Row| offer_from(r, which);
-    let cursor =
-        |r: &Row| format!("{}_{}", r.get::<_, DateTime<Utc>>(16).timestamp_micros(), r.get::<_, Uuid>(0));
+    let cursor = |r: &Row| time_cursor(r, 16, 0);
     Ok(HttpResponse::Ok().json(Page::from_rows(&rows, limit, item, cursor)))
 }
 

@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{account_exists, id_in_path, owner_or_staff, staff, user_in_path, Page, PageParams};
+use super::{
+    account_exists, id_in_path, owner_or_staff, parse_time_cursor, staff, time_cursor, user_in_path, Page,
+    PageParams,
+};
 use crate::fresh;
 use crate::state::AppState;
 
@@ -129,7 +132,7 @@ pub async fn account_redemptions(
     let user = user_in_path(&path)?;
     owner_or_staff(&caller, user)?;
     let limit = params.limit()?;
-    let (before_at, before_id) = params.cursor(parse_cursor)?.unzip();
+    let (before_at, before_id) = params.cursor(parse_time_cursor)?.unzip();
     fresh::wait_for(&state, &req, &[Projection::Orders]).await?;
     let client = state.pool.get().await?;
     let sql = format!(
@@ -140,15 +143,8 @@ pub async fn account_redemptions(
     if rows.is_empty() {
         account_exists(&client, user).await?;
     }
-    let cursor =
-        |r: &Row| format!("{}_{}", r.get::<_, DateTime<Utc>>(7).timestamp_micros(), r.get::<_, Uuid>(0));
+    let cursor = |r: &Row| time_cursor(r, 7, 0);
     Ok(HttpResponse::Ok().json(Page::from_rows(&rows, limit, redemption_from, cursor)))
-}
-
-/// A `<µs since the epoch>_<uuid>` cursor.
-pub(super) fn parse_cursor(c: &str) -> Option<(DateTime<Utc>, Uuid)> {
-    let (at, id) = c.split_once('_')?;
-    Some((DateTime::from_timestamp_micros(at.parse().ok()?)?, Uuid::parse_str(id).ok()?))
 }
 
 #[derive(Debug, Serialize)]
@@ -175,7 +171,7 @@ pub async fn account_purchases(
     let user = user_in_path(&path)?;
     owner_or_staff(&caller, user)?;
     let limit = params.limit()?;
-    let (before_at, before_id) = params.cursor(parse_cursor)?.unzip();
+    let (before_at, before_id) = params.cursor(parse_time_cursor)?.unzip();
     fresh::wait_for(&state, &req, &[Projection::Orders]).await?;
     let client = state.pool.get().await?;
     let rows = client
@@ -201,8 +197,7 @@ pub async fn account_purchases(
         created_at: r.get(6),
         settled_at: r.get(7),
     };
-    let cursor =
-        |r: &Row| format!("{}_{}", r.get::<_, DateTime<Utc>>(6).timestamp_micros(), r.get::<_, Uuid>(0));
+    let cursor = |r: &Row| time_cursor(r, 6, 0);
     Ok(HttpResponse::Ok().json(Page::from_rows(&rows, limit, line, cursor)))
 }
 
@@ -238,7 +233,7 @@ pub async fn queue(
     let user = uuid_param(params.user_id.as_deref(), "user_id")?;
     let page = PageParams { limit: params.limit, cursor: params.cursor.clone() };
     let limit = page.limit()?;
-    let (after_at, after_id) = page.cursor(parse_cursor)?.unzip();
+    let (after_at, after_id) = page.cursor(parse_time_cursor)?.unzip();
     fresh::wait_for(&state, &req, &[Projection::Orders]).await?;
     let client = state.pool.get().await?;
     let sql = format!(
@@ -249,7 +244,6 @@ pub async fn queue(
          ORDER BY created_at, id LIMIT $6"
     );
     let rows = client.query(&sql, &[&status, &product, &user, &after_at, &after_id, &(limit + 1)]).await?;
-    let cursor =
-        |r: &Row| format!("{}_{}", r.get::<_, DateTime<Utc>>(7).timestamp_micros(), r.get::<_, Uuid>(0));
+    let cursor = |r: &Row| time_cursor(r, 7, 0);
     Ok(HttpResponse::Ok().json(Page::from_rows(&rows, limit, redemption_from, cursor)))
 }

@@ -10,21 +10,6 @@ async fn get_json(s: &Stack, path: &str, token: &str) -> Value {
     s.read(path, token, &at).await
 }
 
-async fn recommend(s: &Stack, token: &str) -> Value {
-    let at = s.head().await;
-    let res = s
-        .http
-        .post(format!("{}/v1/recommendations", s.query))
-        .bearer_auth(token)
-        .header("X-Tally-Min-Position", at)
-        .json(&json!({ "limit": 5 }))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(res.status(), 200);
-    res.json().await.expect("json")
-}
-
 async fn redeem(s: &Stack, token: &str, body: Value) -> String {
     let res = s.cmd.post("/v1/redemptions", Some(token), body).await;
     assert_eq!(res.status(), 201);
@@ -74,7 +59,7 @@ async fn results_match_a_hand_count_of_a_scripted_workload() {
     // Every one of them is shown one recommendation.
     let mut shown = Vec::new();
     for c in rules.iter().chain(popular.iter()) {
-        let reco = recommend(&s, &c.token).await;
+        let reco = s.recommend(&c.token, 5).await;
         assert_eq!(reco["experiment"]["id"], experiment.as_str(), "{reco}");
         shown.push(reco);
     }
@@ -156,7 +141,7 @@ async fn results_match_a_hand_count_of_a_scripted_workload() {
     // Stopped, the default split takes over again.
     let res = s.cmd.post(&format!("/v1/experiments/{experiment}/stop"), Some(&s.cmd.admin), json!({})).await;
     assert_eq!(res.status(), 200);
-    assert_eq!(recommend(&s, &rules[0].token).await["experiment"], Value::Null);
+    assert_eq!(s.recommend(&rules[0].token, 5).await["experiment"], Value::Null);
 }
 
 #[tokio::test]

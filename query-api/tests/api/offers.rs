@@ -148,17 +148,7 @@ async fn recommendations_favour_a_live_offer_the_customer_can_afford_and_say_so(
             ),
         )
         .await;
-    let at = s.head().await;
-    let res = s
-        .http
-        .post(format!("{}/v1/recommendations", s.query))
-        .bearer_auth(&c.token)
-        .header("X-Tally-Min-Position", at)
-        .json(&json!({ "limit": 5 }))
-        .send()
-        .await
-        .expect("request");
-    let reco = json_of(res).await;
+    let reco = s.recommend(&c.token, 5).await;
     let first = &reco["products"][0];
     assert_eq!(
         (first["id"].as_str(), first["offer"]["point_cost"].as_i64()),

@@ -120,21 +120,6 @@ async fn shop(s: &Stack) -> (command_api::testkit::Customer, String) {
     (c, pricey)
 }
 
-async fn recommend(s: &Stack, token: &str) -> Value {
-    let at = s.head().await;
-    let res = s
-        .http
-        .post(format!("{}/v1/recommendations", s.query))
-        .bearer_auth(token)
-        .header("X-Tally-Min-Position", at)
-        .json(&json!({ "limit": 10 }))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(res.status(), 200);
-    res.json().await.expect("json")
-}
-
 fn assert_only_redeemable(reco: &Value) {
     let products = reco["products"].as_array().expect("products");
     assert!(!products.is_empty(), "{reco}");
@@ -148,7 +133,7 @@ fn assert_only_redeemable(reco: &Value) {
 async fn rules_recommend_only_affordable_available_active_products() {
     let s = stack().await;
     let (c, _) = shop(&s).await;
-    let reco = recommend(&s, &c.token).await;
+    let reco = s.recommend(&c.token, 10).await;
     assert_only_redeemable(&reco);
     assert_eq!((reco["source"].as_str(), reco["variant"].as_str()), (Some("rules"), Some("rules")));
     assert_eq!(reco["category"]["name"], "Books");
@@ -180,7 +165,7 @@ async fn a_valid_provider_answer_is_used_and_every_failure_falls_back_to_rules()
         let (c, pricey) = shop(&s).await;
         *fake.pricey.lock().expect("pricey") = pricey;
 
-        let reco = recommend(&s, &c.token).await;
+        let reco = s.recommend(&c.token, 10).await;
         assert_eq!(
             (reco["source"].as_str(), reco["variant"].as_str()),
             (Some("ai"), Some("ai")),
@@ -189,7 +174,7 @@ async fn a_valid_provider_answer_is_used_and_every_failure_falls_back_to_rules()
         assert_eq!(reco["reason"], "Picked for you");
         assert_only_redeemable(&reco);
         let calls = fake.calls.load(Ordering::SeqCst);
-        recommend(&s, &c.token).await;
+        s.recommend(&c.token, 10).await;
         assert_eq!(fake.calls.load(Ordering::SeqCst), calls, "{kind}: the answer is cached per user");
 
         // Each failure on a fresh customer (no cached answer), with the breaker reset by
@@ -205,7 +190,7 @@ async fn a_valid_provider_answer_is_used_and_every_failure_falls_back_to_rules()
             *fake.mode.lock().expect("mode") = mode;
             let other = s.cmd.customer_with_points(100).await;
             let started = Instant::now();
-            let reco = recommend(&s, &other.token).await;
+            let reco = s.recommend(&other.token, 10).await;
             assert_eq!(reco["source"], "rules", "{kind} {mode:?}: {reco}");
             assert_only_redeemable(&reco);
             assert!(
@@ -215,7 +200,11 @@ async fn a_valid_provider_answer_is_used_and_every_failure_falls_back_to_rules()
             );
             *fake.mode.lock().expect("mode") = Mode::Valid;
             let fine = s.cmd.customer_with_points(100).await;
-            assert_eq!(recommend(&s, &fine.token).await["source"], "ai", "{kind}: recovered after {mode:?}");
+            assert_eq!(
+                s.recommend(&fine.token, 10).await["source"],
+                "ai",
+                "{kind}: recovered after {mode:?}"
+            );
         }
     }
 }
@@ -227,13 +216,13 @@ async fn repeated_provider_failures_open_the_breaker() {
     *fake.mode.lock().expect("mode") = Mode::Error500;
     for _ in 0..3 {
         let c = s.cmd.customer_with_points(100).await;
-        assert_eq!(recommend(&s, &c.token).await["source"], "rules");
+        assert_eq!(s.recommend(&c.token, 10).await["source"], "rules");
     }
     assert_eq!(fake.calls.load(Ordering::SeqCst), 3);
     *fake.mode.lock().expect("mode") = Mode::Valid;
     for _ in 0..3 {
         let c = s.cmd.customer_with_points(100).await;
-        assert_eq!(recommend(&s, &c.token).await["source"], "rules", "the breaker is open");
+        assert_eq!(s.recommend(&c.token, 10).await["source"], "rules", "the breaker is open");
     }
     assert_eq!(fake.calls.load(Ordering::SeqCst), 3, "no call while the breaker is open");
     let ready: Value = s.get("/readyz", None, &[]).await.json().await.expect("json");

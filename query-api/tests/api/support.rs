@@ -92,6 +92,23 @@ impl Stack {
         res.json().await.expect("json")
     }
 
+    /// `POST /v1/recommendations` with `limit`, after everything written so far;
+    /// expects 200 and returns the answer.
+    pub async fn recommend(&self, token: &str, limit: i64) -> Value {
+        let at = self.head().await;
+        let res = self
+            .http
+            .post(format!("{}/v1/recommendations", self.query))
+            .bearer_auth(token)
+            .header("X-Tally-Min-Position", at)
+            .json(&serde_json::json!({ "limit": limit }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 200);
+        res.json().await.expect("json")
+    }
+
     /// The position of the newest event (what a client would have from its last command).
     pub async fn head(&self) -> String {
         let client = self.cmd.db.client().await.expect("client");
