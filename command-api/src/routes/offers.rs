@@ -16,6 +16,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::catalog::admin_run;
+use super::redemptions::Cancellation;
 use crate::pipeline::{Command, Context, Reply};
 use crate::state::AppState;
 
@@ -77,13 +78,6 @@ pub async fn create(
     admin_run(&req, &state, &caller, "CreateOffer", &input.raw, &command).await
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Cancellation {
-    #[serde(default)]
-    reason: Option<String>,
-}
-
 struct CancelOffer {
     id: OfferId,
     reason: Option<String>,
@@ -114,10 +108,6 @@ pub async fn cancel(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
     let id = path_id(&path, OfferId::parse, "offer")?;
-    let reason = input.value.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
-    if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
-        return Err(ApiError::Validation("reason must be at most 500 characters".into()));
-    }
-    let command = CancelOffer { id, reason };
+    let command = CancelOffer { id, reason: input.value.reason()? };
     admin_run(&req, &state, &caller, "CancelOffer", &input.raw, &command).await
 }

@@ -182,11 +182,23 @@ async fn debited(
     Ok(Vec::new())
 }
 
+/// The body of a cancel (of a redemption or an offer): an optional reason.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cancellation {
     #[serde(default)]
     reason: Option<String>,
+}
+
+impl Cancellation {
+    /// The reason, trimmed (none if blank), at most 500 characters.
+    pub fn reason(self) -> Result<Option<String>, ApiError> {
+        let reason = self.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+        if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
+            return Err(ApiError::Validation("reason must be at most 500 characters".into()));
+        }
+        Ok(reason)
+    }
 }
 
 pub async fn cancel(
@@ -197,15 +209,12 @@ pub async fn cancel(
     input: Json<Cancellation>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&path, RedemptionId::parse, "redemption")?;
-    if input.value.reason.as_ref().is_some_and(|r| r.len() > 500) {
-        return Err(ApiError::Validation("reason must be at most 500 characters".into()));
-    }
     let idempotency = pipeline::idempotency_key(&req, caller.0.sub.to_string(), &input.raw)?;
     let ctx = Context::for_caller(&req, "CancelRedemption", &caller, Role::Admin);
     let command = RedemptionCommand::Cancel {
         by: caller.user_id(),
         by_admin: caller.is(Role::Admin),
-        reason: input.value.reason,
+        reason: input.value.reason()?,
     };
     pipeline::run(&state, ctx, idempotency, &Settle { id, command }).await
 }
