@@ -5,12 +5,14 @@
 //! - [`batch`]: one exactly-once batch (events and checkpoint in one transaction);
 //! - [`runner`]: the daemon, with an advisory lock per projection and hot standbys;
 //! - [`cache`]: Redis writes after commit, and repair from Postgres;
+//! - [`expiry`]: the sweep that expires lots on time and gives notice before;
 //! - [`rebuild`], [`status`], [`audit`]: the operator and auditor commands.
 
 pub mod audit;
 pub mod batch;
 pub mod cache;
 pub mod cli;
+pub mod expiry;
 pub mod http;
 pub mod metrics;
 pub mod projections;

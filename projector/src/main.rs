@@ -139,6 +139,7 @@ async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
     http::track_lag(&tasks, pool.clone(), metrics.clone(), shutdown.clone());
     let retention = interaction_retention()?;
     tasks.spawn(projector::retention::run(pool.clone(), retention, shutdown.clone()));
+    tasks.spawn(projector::expiry::run(pool.clone(), expiry_notice()?, shutdown.clone()));
 
     let stop = shutdown.clone();
     tokio::spawn(async move {
@@ -168,6 +169,17 @@ fn interaction_retention() -> anyhow::Result<chrono::Duration> {
             )
         })?,
         Err(_) => projector::retention::DEFAULT_RETENTION_DAYS,
+    };
+    Ok(chrono::Duration::days(days))
+}
+
+/// `TALLY_EXPIRY_NOTICE_DAYS` (7): how long before a lot expires notice is given.
+fn expiry_notice() -> anyhow::Result<chrono::Duration> {
+    let days = match std::env::var("TALLY_EXPIRY_NOTICE_DAYS") {
+        Ok(v) => v.trim().parse::<i64>().ok().filter(|d| (0..=3650).contains(d)).with_context(|| {
+            format!("TALLY_EXPIRY_NOTICE_DAYS must be a whole number of days from 0 to 3650, not {v:?}")
+        })?,
+        Err(_) => projector::expiry::DEFAULT_NOTICE_DAYS,
     };
     Ok(chrono::Duration::days(days))
 }

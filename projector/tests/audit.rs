@@ -137,3 +137,61 @@ async fn verify_names_events_whose_versions_were_swapped() {
     );
     assert!(findings.iter().all(|f| f.stream_id == "b-1"), "{findings:?}");
 }
+
+/// The chain recomputed by an independent RFC 8785 implementation (Python's `rfc8785`,
+/// run by `scripts/chain-check.py`) over an export whose events hold what JCS is picky
+/// about: doubles (`1.0`, `0.1`, `1e21`, `5e-7`), escapes, and keys outside the BMP.
+/// `scripts/test` installs the package and sets `TALLY_PYTHON`; without it the test says
+/// so and passes, so a plain `cargo test` needs no Python.
+#[tokio::test]
+async fn an_independent_rfc_8785_implementation_recomputes_every_chain() {
+    let Ok(python) = std::env::var("TALLY_PYTHON") else {
+        eprintln!("TALLY_PYTHON is not set: the RFC 8785 cross-check is skipped (scripts/test runs it)");
+        return;
+    };
+    let db = TestDb::new().await.expect("test database");
+    let mut client = db.client().await.expect("client");
+    let meta = Metadata {
+        correlation_id: "r".into(),
+        causation_id: "r".into(),
+        actor: Actor::system("test"),
+        command: "Seed \u{1f600} \"quoted\"\n".into(),
+    };
+    let payloads = [
+        json!({ "variants": [{ "name": "rules", "weight": 1.0 }, { "name": "ai", "weight": 0.1 }] }),
+        json!({ "big": 1e21, "small": 5e-7, "neg": -2.5, "int": 9007199254740991i64, "zero": -0.0 }),
+        json!({ "\u{20ac}": 1, "\r": 2, "\u{fb33}": 3, "\u{1f600}": 4, "\u{80}": 5, "nested": { "b": [], "a": {} } }),
+        json!({ "text": "tab\there \u{1f} \u{7f} \\ / \u{2028} é 😀", "none": null, "yes": true }),
+    ];
+    for (i, data) in payloads.into_iter().enumerate() {
+        let tx = client.transaction().await.expect("tx");
+        let append = StreamAppend {
+            stream_id: "jcs-1".into(),
+            expected_version: i as i64,
+            events: vec![NewEvent {
+                event_id: Uuid::new_v4(),
+                event_type: "Seeded".into(),
+                schema_version: 1,
+                data,
+            }],
+        };
+        store::append(&tx, &[append], &meta, Utc::now()).await.expect("append");
+        tx.commit().await.expect("commit");
+    }
+    let mut export = Vec::new();
+    projector::audit::export(&client, 0, &mut export).await.expect("export");
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/chain-check.py");
+    let mut child = std::process::Command::new(python)
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python starts");
+    use std::io::Write as _;
+    child.stdin.take().expect("stdin").write_all(&export).expect("export piped");
+    let out = child.wait_with_output().expect("python ends");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("4 events in 1 streams, 0 mismatch"), "{report}");
+}

@@ -119,6 +119,7 @@ const READ_SCHEMA_DDL: &str = concat!(
     include_str!("../../../migrations/V6__read_offers.sql"),
     include_str!("../../../migrations/V8__read_experiments.sql"),
     include_str!("../../../migrations/V9__refunds.sql"),
+    include_str!("../../../migrations/V11__expiry_sweep.sql"),
 );
 
 /// Recreates the `read` schema when it is missing (lost, or dropped by an operator),

@@ -60,6 +60,14 @@ pub enum AccountEvent {
         lot_id: LotId,
         points: i64,
     },
+    /// Notice, given once per lot, that `points` of it expire at `expires_at`. Moves
+    /// nothing: integrators hear of it as `points.expiring`.
+    PointsExpiring {
+        user_id: UserId,
+        lot_id: LotId,
+        points: i64,
+        expires_at: DateTime<Utc>,
+    },
     RoleGranted {
         user_id: UserId,
         role: Role,
@@ -98,6 +106,7 @@ impl AccountEvent {
             | AccountEvent::PointsRefunded { user_id, .. }
             | AccountEvent::PointsAdjusted { user_id, .. }
             | AccountEvent::PointsExpired { user_id, .. }
+            | AccountEvent::PointsExpiring { user_id, .. }
             | AccountEvent::RoleGranted { user_id, .. }
             | AccountEvent::RoleRevoked { user_id, .. }
             | AccountEvent::PointsClawedBack { user_id, .. }
@@ -123,6 +132,7 @@ impl AccountEvent {
         !matches!(
             self,
             AccountEvent::AccountOpened { .. }
+                | AccountEvent::PointsExpiring { .. }
                 | AccountEvent::RoleGranted { .. }
                 | AccountEvent::RoleRevoked { .. }
                 | AccountEvent::UserErased { .. }
@@ -140,6 +150,7 @@ impl AccountEvent {
             | AccountEvent::PointsClawedBack { points, .. } => -points,
             AccountEvent::PointsAdjusted { delta, .. } => *delta,
             AccountEvent::AccountOpened { .. }
+            | AccountEvent::PointsExpiring { .. }
             | AccountEvent::RoleGranted { .. }
             | AccountEvent::RoleRevoked { .. }
             | AccountEvent::UserErased { .. } => 0,

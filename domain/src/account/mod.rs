@@ -3,8 +3,9 @@
 //! Each credit is a lot with an optional expiry. A debit takes from the lot that
 //! expires soonest (never-expiring lots last) and records its allocations; a refund
 //! returns the points to the same lots. Lots past their expiry are expired (with a
-//! `PointsExpired` event) by the next decision that sees them, so the spendable
-//! balance never includes expired points. The balance never goes negative.
+//! `PointsExpired` event) by the next decision that sees them, or by the projector's
+//! sweep ([`AccountCommand::Sweep`]) within a minute, so the spendable balance never
+//! includes expired points. The balance never goes negative.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,9 @@ pub struct Lot {
     pub id: LotId,
     pub remaining: i64,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Whether notice of its expiry was given (`PointsExpiring`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub noticed: bool,
 }
 
 /// An account's decision state: its lots. It holds nothing per redemption, so its size
@@ -78,6 +82,28 @@ impl Account {
             .map(|l| AccountEvent::PointsExpired { user_id, lot_id: l.id, points: l.remaining })
             .collect()
     }
+
+    /// Notices for lots with points left that expire after `now` but by `until`, and
+    /// were not noticed before.
+    fn notices(&self, user_id: UserId, now: DateTime<Utc>, until: DateTime<Utc>) -> Vec<AccountEvent> {
+        self.lots
+            .iter()
+            .filter(|l| l.remaining > 0 && !l.noticed && !is_expired(l, now))
+            .filter_map(|l| {
+                let expires_at = l.expires_at.filter(|t| *t <= until)?;
+                Some(AccountEvent::PointsExpiring { user_id, lot_id: l.id, points: l.remaining, expires_at })
+            })
+            .collect()
+    }
+
+    /// When the sweep next has something to do: the soonest expiry of a lot with points
+    /// left, and the soonest expiry of such a lot not yet noticed.
+    pub fn next_due(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        let live = || self.lots.iter().filter(|l| l.remaining > 0);
+        let expiry = live().filter_map(|l| l.expires_at).min();
+        let notice = live().filter(|l| !l.noticed).filter_map(|l| l.expires_at).min();
+        (expiry, notice)
+    }
 }
 
 fn is_expired(lot: &Lot, now: DateTime<Utc>) -> bool {
@@ -93,9 +119,12 @@ impl Aggregate for Account {
     fn apply(&mut self, event: &AccountEvent) {
         match event {
             AccountEvent::AccountOpened { user_id } => self.user_id = Some(*user_id),
-            AccountEvent::PointsCredited { lot_id, points, expires_at, .. } => {
-                self.lots.push(Lot { id: *lot_id, remaining: *points, expires_at: *expires_at })
-            }
+            AccountEvent::PointsCredited { lot_id, points, expires_at, .. } => self.lots.push(Lot {
+                id: *lot_id,
+                remaining: *points,
+                expires_at: *expires_at,
+                noticed: false,
+            }),
             AccountEvent::PointsDebited { allocations, .. } => self.take(allocations),
             AccountEvent::PointsRefunded { allocations, .. } => {
                 for a in allocations {
@@ -106,13 +135,23 @@ impl Aggregate for Account {
             }
             AccountEvent::PointsAdjusted { delta, allocations, .. } if *delta > 0 => {
                 for a in allocations {
-                    self.lots.push(Lot { id: a.lot_id, remaining: a.points, expires_at: None });
+                    self.lots.push(Lot {
+                        id: a.lot_id,
+                        remaining: a.points,
+                        expires_at: None,
+                        noticed: false,
+                    });
                 }
             }
             AccountEvent::PointsAdjusted { allocations, .. } => self.take(allocations),
             AccountEvent::PointsExpired { lot_id, points, .. } => {
                 if let Some(lot) = self.lot_mut(*lot_id) {
                     lot.remaining -= points;
+                }
+            }
+            AccountEvent::PointsExpiring { lot_id, .. } => {
+                if let Some(lot) = self.lot_mut(*lot_id) {
+                    lot.noticed = true;
                 }
             }
             AccountEvent::PointsClawedBack { lot_id, points, .. } => {
@@ -187,6 +226,12 @@ pub enum AccountCommand {
         lot_id: LotId,
         purchase_id: PurchaseId,
         credited: i64,
+    },
+    /// The projector's sweep: expires every lot past its expiry at `now`, and gives
+    /// notice once of every lot with points left that expires by `notice_until`.
+    Sweep {
+        now: DateTime<Utc>,
+        notice_until: DateTime<Utc>,
     },
 }
 
@@ -292,6 +337,11 @@ impl Decide for Account {
                 let points = self.lots.iter().find(|l| l.id == lot_id).map_or(0, |l| l.remaining.max(0));
                 let unrecovered = credited - points;
                 Ok(vec![AccountEvent::PointsClawedBack { user_id, lot_id, purchase_id, points, unrecovered }])
+            }
+            AccountCommand::Sweep { now, notice_until } => {
+                let mut events = self.expiries(user_id, now);
+                events.extend(self.notices(user_id, now, notice_until));
+                Ok(events)
             }
         }
     }

@@ -245,3 +245,51 @@ fn a_cancel_after_its_lot_was_clawed_back_returns_nothing_to_that_lot() {
         .when(AccountCommand::Refund { redemption_id: rid(1), debited: only_clawed })
         .then([]);
 }
+
+fn sweep(notice_days: i64) -> AccountCommand {
+    AccountCommand::Sweep { now: now(), notice_until: now() + Duration::days(notice_days) }
+}
+
+#[test]
+fn the_sweep_expires_lots_past_expiry_and_gives_notice_once_of_those_expiring_soon() {
+    let past = now() - Duration::seconds(1);
+    let in_5_days = now() + Duration::days(5);
+    let in_9_days = now() + Duration::days(9);
+    let history = [
+        opened(),
+        credited(1, 50, Some(past)),
+        credited(2, 30, Some(in_5_days)),
+        credited(3, 20, Some(in_9_days)),
+        credited(4, 10, None),
+    ];
+    given::<Account>(history.clone()).when(sweep(7)).then([
+        AccountEvent::PointsExpired { user_id: user(), lot_id: lot(1), points: 50 },
+        AccountEvent::PointsExpiring { user_id: user(), lot_id: lot(2), points: 30, expires_at: in_5_days },
+    ]);
+    // Once: a second sweep after the first finds nothing to do.
+    let mut after = history.to_vec();
+    after.push(AccountEvent::PointsExpired { user_id: user(), lot_id: lot(1), points: 50 });
+    after.push(AccountEvent::PointsExpiring {
+        user_id: user(),
+        lot_id: lot(2),
+        points: 30,
+        expires_at: in_5_days,
+    });
+    given::<Account>(after.clone()).when(sweep(7)).then([]);
+    // A spent lot needs no notice; the sweep's next due times follow the lots.
+    let mut state = Account::default();
+    after.iter().for_each(|e| state.apply(e));
+    assert_eq!(state.next_due(), (Some(in_5_days), Some(in_9_days)));
+}
+
+#[test]
+fn a_lot_spent_to_zero_is_neither_noticed_nor_expired() {
+    let in_5_days = now() + Duration::days(5);
+    let spent = AccountEvent::PointsDebited {
+        user_id: user(),
+        redemption_id: rid(1),
+        points: 30,
+        allocations: vec![Allocation { lot_id: lot(2), points: 30 }],
+    };
+    given::<Account>([opened(), credited(2, 30, Some(in_5_days)), spent]).when(sweep(7)).then([]);
+}

@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use super::{decode, load, replace_on, write, Changes, ProjectError};
 
-const BALANCE_COLUMNS: &str = "user_id, balance, lifetime_earned, lifetime_spent, lots, version, updated_at";
+const BALANCE_COLUMNS: &str =
+    "user_id, balance, lifetime_earned, lifetime_spent, lots, version, updated_at, next_expiry, next_notice";
 const LEDGER_COLUMNS: &str = "user_id, version, at, kind, delta, balance_after, reference";
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -25,6 +26,9 @@ struct BalanceRow {
     lots: Vec<Lot>,
     version: i64,
     updated_at: DateTime<Utc>,
+    /// The expiry sweep's due times ([`Account::next_due`]).
+    next_expiry: Option<DateTime<Utc>>,
+    next_notice: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -75,6 +79,8 @@ impl BalanceRow {
             lots: Vec::new(),
             version: 0,
             updated_at: DateTime::<Utc>::MIN_UTC,
+            next_expiry: None,
+            next_notice: None,
         }
     }
 
@@ -83,6 +89,7 @@ impl BalanceRow {
         // The lot arithmetic is the aggregate's own, so the two can never disagree.
         let mut account = Account { lots: std::mem::take(&mut self.lots), ..Account::default() };
         account.apply(event);
+        (self.next_expiry, self.next_notice) = account.next_due();
         self.lots = account.lots;
 
         let delta = event.delta();
@@ -104,6 +111,7 @@ impl BalanceRow {
             AccountEvent::PointsExpired { lot_id, .. } => ("expiry", lot_id.to_string()),
             AccountEvent::PointsClawedBack { purchase_id, .. } => ("clawback", purchase_id.to_string()),
             AccountEvent::AccountOpened { .. }
+            | AccountEvent::PointsExpiring { .. }
             | AccountEvent::RoleGranted { .. }
             | AccountEvent::RoleRevoked { .. }
             | AccountEvent::UserErased { .. } => return None,

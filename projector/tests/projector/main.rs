@@ -3,6 +3,7 @@
 mod auditing;
 mod cache;
 mod exactly_once;
+mod expiry;
 mod faults;
 mod order;
 mod rebuild;
