@@ -37,6 +37,7 @@ impl Application {
             pool,
             keys: TokenKeys::new(settings.jwt_secret.expose(), settings.access_token_ttl),
             webhook_secret: settings.payment_webhook_secret.clone(),
+            webhook_allow_private: settings.webhook_allow_private,
             passwords: Passwords::start(),
             throttle: Arc::new(LoginThrottle::default()),
         };

@@ -15,6 +15,8 @@ pub struct AppState {
     pub keys: TokenKeys,
     /// The payment provider's signing secret.
     pub webhook_secret: Secret,
+    /// Outbound webhook endpoints may target private addresses (tests only).
+    pub webhook_allow_private: bool,
     pub passwords: Passwords,
     pub throttle: Arc<LoginThrottle>,
 }

@@ -5,6 +5,7 @@
 //! - [`batch`]: one exactly-once batch (events and checkpoint in one transaction);
 //! - [`runner`]: the daemon, with an advisory lock per projection and hot standbys;
 //! - [`cache`]: Redis writes after commit, and repair from Postgres;
+//! - [`dispatch`]: the outbound-webhook dispatcher (fan-out and sender);
 //! - [`expiry`]: the sweep that expires lots on time and gives notice before;
 //! - [`rebuild`], [`status`], [`audit`]: the operator and auditor commands.
 
@@ -12,6 +13,7 @@ pub mod audit;
 pub mod batch;
 pub mod cache;
 pub mod cli;
+pub mod dispatch;
 pub mod expiry;
 pub mod http;
 pub mod metrics;

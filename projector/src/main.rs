@@ -147,14 +147,12 @@ async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         tracing::info!("shutting down after the batches in hand");
         stop.cancel();
     });
-    let ctx = runner::Context {
-        config: runner::RunConfig::new(settings.database_url.expose()),
-        pool,
-        redis,
-        metrics,
-        shutdown,
-        tasks,
-    };
+    let mut config = runner::RunConfig::new(settings.database_url.expose());
+    config.dispatch.allow_private = settings.webhook_allow_private;
+    config.dispatch.retry_cap =
+        std::time::Duration::from_secs(env_number("TALLY_WEBHOOK_RETRY_CAP_SECS", 3600, 1..=86_400)?);
+    config.dispatch.low_stock = env_number("TALLY_LOW_STOCK_THRESHOLD", 10, 1..=1_000_000_000)? as i64;
+    let ctx = runner::Context { config, pool, redis, metrics, shutdown, tasks };
     runner::run(ctx).await?;
     server_handle.stop(true).await;
     Ok(ExitCode::SUCCESS)
@@ -171,6 +169,16 @@ fn interaction_retention() -> anyhow::Result<chrono::Duration> {
         Err(_) => projector::retention::DEFAULT_RETENTION_DAYS,
     };
     Ok(chrono::Duration::days(days))
+}
+
+/// A whole number from the environment within `range`, or `default` when unset.
+fn env_number(name: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> anyhow::Result<u64> {
+    match std::env::var(name) {
+        Ok(v) => v.trim().parse::<u64>().ok().filter(|n| range.contains(n)).with_context(|| {
+            format!("{name} must be a whole number from {} to {}, not {v:?}", range.start(), range.end())
+        }),
+        Err(_) => Ok(default),
+    }
 }
 
 /// `TALLY_EXPIRY_NOTICE_DAYS` (7): how long before a lot expires notice is given.

@@ -38,6 +38,8 @@ pub struct RunConfig {
     pub poll_interval: Duration,
     /// How often a standby tries to take over.
     pub standby_interval: Duration,
+    /// The outbound-webhook dispatcher's settings.
+    pub dispatch: crate::dispatch::DispatchConfig,
 }
 
 impl RunConfig {
@@ -47,6 +49,7 @@ impl RunConfig {
             batch_size: 1000,
             poll_interval: Duration::from_millis(500),
             standby_interval: Duration::from_millis(500),
+            dispatch: crate::dispatch::DispatchConfig::new(database_url, false),
         }
     }
 }
@@ -64,11 +67,21 @@ pub struct Context {
 }
 
 /// Runs the daemon in the background of the current runtime, with a pool of its own
-/// and fresh metrics (embedding: tests, benchmarks). Cancel the token to stop it.
+/// and fresh metrics (embedding: tests, benchmarks, whose webhook receivers are local:
+/// private targets are allowed). Cancel the token to stop it.
 pub async fn spawn(database_url: &str, redis_url: &str) -> anyhow::Result<CancellationToken> {
+    let mut config = RunConfig::new(database_url);
+    config.dispatch.allow_private = true;
+    spawn_with(config, redis_url).await
+}
+
+/// [`spawn`] with a given configuration.
+pub async fn spawn_with(config: RunConfig, redis_url: &str) -> anyhow::Result<CancellationToken> {
+    let database_url = config.database_url.clone();
+    let database_url = database_url.as_str();
     let shutdown = CancellationToken::new();
     let ctx = Context {
-        config: RunConfig::new(database_url),
+        config,
         pool: infra::db::pool(database_url, 4)?,
         redis: infra::cache::connect(redis_url).await?,
         metrics: Metrics::new(),
@@ -85,6 +98,12 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
     let notified = listen(&ctx.tasks, &ctx.config.database_url, ctx.shutdown.clone());
     let wake =
         horizon(&ctx.tasks, ctx.pool.clone(), notified, ctx.config.poll_interval, ctx.shutdown.clone());
+    ctx.tasks.spawn(crate::dispatch::run(
+        ctx.config.dispatch.clone(),
+        ctx.pool.clone(),
+        wake.clone(),
+        ctx.shutdown.clone(),
+    ));
     for p in Projection::ALL {
         let cache = cache::spawn(&ctx.tasks, p, ctx.redis.clone(), ctx.pool.clone(), ctx.metrics.clone());
         ctx.tasks.spawn(work(p, ctx.clone(), cache, wake.clone()));

@@ -12,6 +12,7 @@ pub mod packages;
 pub mod profile;
 pub mod purchases;
 pub mod redemptions;
+pub mod webhooks;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
@@ -55,6 +56,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::post().to(accounts::record_interactions)),
                 )
                 .route("/experiments", web::post().to(experiments::start))
-                .route("/experiments/{id}/stop", web::post().to(experiments::stop)),
+                .route("/experiments/{id}/stop", web::post().to(experiments::stop))
+                .route("/webhook-endpoints", web::post().to(webhooks::create))
+                .route("/webhook-endpoints/{id}", web::delete().to(webhooks::delete))
+                .route("/webhook-endpoints/{id}/rotate-secret", web::post().to(webhooks::rotate_secret))
+                .route("/webhook-endpoints/{id}/replay", web::post().to(webhooks::replay)),
         );
 }

@@ -9,13 +9,12 @@ use domain::account::{Account, AccountCommand, AccountEvent, CreditSource};
 use domain::package::Package;
 use domain::purchase::{Purchase, PurchaseCommand, PurchaseStatus};
 use domain::{Decide, LotId, PackageId, PurchaseId, Role};
-use hmac::{Hmac, Mac};
 use infra::http::error::ApiError;
 use infra::http::extract::{parse_json, Caller, Json, RawBody};
 use infra::uow::UnitOfWork;
+use infra::webhooks::SignatureError;
 use serde::Deserialize;
 use serde_json::json;
-use sha2::Sha256;
 use uuid::Uuid;
 
 use crate::pipeline::{self, Command, Context, Reply};
@@ -165,34 +164,14 @@ async fn claw_back(
 
 /// Checks `Tally-Signature: t=<unix>,v1=<hex hmac-sha256(secret, "<t>.<body>")>`.
 pub fn verify_signature(header: Option<&str>, secret: &str, body: &[u8], now: i64) -> Result<(), ApiError> {
-    let header = header.ok_or(ApiError::InvalidSignature("the Tally-Signature header is missing"))?;
-    let malformed = ApiError::InvalidSignature("the Tally-Signature header is malformed");
-    let (mut t, mut v1) = (None, Vec::new());
-    for part in header.split(',') {
-        match part.trim().split_once('=') {
-            Some(("t", v)) => t = v.parse::<i64>().ok(),
-            Some(("v1", v)) => v1.push(v),
-            _ => {}
-        }
-    }
-    let t = t.ok_or(malformed)?;
-    if (now - t).abs() > SIGNATURE_TOLERANCE_SECS {
-        return Err(ApiError::InvalidSignature("the signature timestamp is outside the tolerance"));
-    }
-    let matches = v1.iter().filter_map(|sig| hex::decode(sig).ok()).any(|sig| {
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
-            return false;
-        };
-        mac.update(t.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        mac.verify_slice(&sig).is_ok()
-    });
-    if matches {
-        Ok(())
-    } else {
-        Err(ApiError::InvalidSignature("the signature does not match"))
-    }
+    infra::webhooks::verify(header, secret, body, now, SIGNATURE_TOLERANCE_SECS).map_err(|e| {
+        ApiError::InvalidSignature(match e {
+            SignatureError::Missing => "the Tally-Signature header is missing",
+            SignatureError::Malformed => "the Tally-Signature header is malformed",
+            SignatureError::Stale => "the signature timestamp is outside the tolerance",
+            SignatureError::Mismatch => "the signature does not match",
+        })
+    })
 }
 
 pub async fn payment_webhook(
@@ -221,10 +200,7 @@ mod tests {
     use super::*;
 
     fn sign(secret: &str, t: i64, body: &[u8]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-        mac.update(format!("{t}.").as_bytes());
-        mac.update(body);
-        format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+        infra::webhooks::sign(&[secret], t, body)
     }
 
     #[test]

@@ -2,13 +2,11 @@
 //! against a fresh database, with typed request helpers and a random workload.
 
 use domain::{Aggregate, DomainEvent, ProductId, UserId};
-use hmac::{Hmac, Mac};
 use infra::config::Settings;
 use infra::store;
 use infra::testkit::TestDb;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
 pub const ADMIN_EMAIL: &str = "admin@test.dev";
@@ -259,9 +257,7 @@ impl TestApp {
 }
 
 pub fn sign(secret: &str, t: i64, raw: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-    mac.update(format!("{t}.{raw}").as_bytes());
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+    infra::webhooks::sign(&[secret], t, raw.as_bytes())
 }
 
 pub fn product_stream(id: &str) -> String {
@@ -272,6 +268,9 @@ pub fn account_stream(id: &str) -> String {
     UserId::parse(id).expect("uuid").stream()
 }
 
+mod receiver;
 mod workload;
+
+pub use receiver::{Mode, Received, Receiver};
 
 pub use workload::{offer_body, Workload};

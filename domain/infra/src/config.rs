@@ -51,6 +51,9 @@ pub struct Settings {
     pub rate_limits: crate::http::limits::RateLimits,
     /// How long an access token lives (`TALLY_ACCESS_TOKEN_TTL`, seconds; 900).
     pub access_token_ttl: chrono::Duration,
+    /// `TALLY_WEBHOOK_ALLOW_PRIVATE=true`: outbound webhooks may target private,
+    /// loopback and link-local addresses (tests, closed networks).
+    pub webhook_allow_private: bool,
 }
 
 /// How many characters a password may have: registration, password changes and the
@@ -118,6 +121,11 @@ impl Settings {
                     .transpose()?
                     .unwrap_or(900),
             ),
+            webhook_allow_private: match var("TALLY_WEBHOOK_ALLOW_PRIVATE").as_deref() {
+                None | Some("" | "false" | "0") => false,
+                Some("true" | "1") => true,
+                Some(v) => bail!("TALLY_WEBHOOK_ALLOW_PRIVATE must be true or false, not {v:?}"),
+            },
         })
     }
 }

@@ -18,3 +18,4 @@ pub mod testkit;
 pub mod token;
 pub mod uow;
 pub mod views;
+pub mod webhooks;

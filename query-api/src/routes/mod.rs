@@ -10,6 +10,7 @@ pub mod offers;
 pub mod orders;
 pub mod recommendations;
 pub mod users;
+pub mod webhooks;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -47,6 +48,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/recommendations", web::post().to(recommendations::recommend))
                 .route("/experiments/{id}/assignment", web::get().to(experiments::assignment))
                 .route("/experiments/{id}/results", web::get().to(experiments::results))
+                .route("/webhook-endpoints", web::get().to(webhooks::endpoints))
+                .route("/webhook-endpoints/{id}/deliveries", web::get().to(webhooks::deliveries))
                 .route("/audit/events", web::get().to(audit::events))
                 .route("/audit/streams/{stream_id}", web::get().to(audit::stream))
                 .route("/audit/accounts/{id}/balance", web::get().to(audit::balance_as_of)),

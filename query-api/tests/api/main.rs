@@ -13,3 +13,4 @@ mod redis_down;
 mod search;
 mod shutdown;
 mod support;
+mod webhooks;

@@ -33,9 +33,14 @@ pub async fn stack() -> Stack {
 /// A stack whose query API also sees `env` (e.g. the recommendation provider).
 pub async fn stack_with(env: &[(&str, String)]) -> Stack {
     // The tests drive the command API as fast as they can, some as one admin.
-    let cmd = spawn_app_with(&[("TALLY_RATE_LIMIT_USER", "0")]).await;
+    let cmd =
+        spawn_app_with(&[("TALLY_RATE_LIMIT_USER", "0"), ("TALLY_WEBHOOK_ALLOW_PRIVATE", "true")]).await;
     let redis = TestRedis::start().await.expect("redis");
-    let projector = runner::spawn(&cmd.db.url, &redis.url).await.expect("projector");
+    // Webhook receivers are local; retries come within 2 s so outages heal quickly.
+    let mut config = runner::RunConfig::new(&cmd.db.url);
+    config.dispatch.allow_private = true;
+    config.dispatch.retry_cap = std::time::Duration::from_secs(2);
+    let projector = runner::spawn_with(config, &redis.url).await.expect("projector");
 
     let (db_url, redis_url) = (cmd.db.url.clone(), redis.url.clone());
     let lookup = |k: &str| -> Option<String> {

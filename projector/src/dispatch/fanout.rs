@@ -1,0 +1,286 @@
+//! The fan-out: one transaction per batch reads the events after the dispatcher's
+//! cursor, maps them to public events, queues one delivery per subscribed endpoint,
+//! folds the stock it needs for `product.low_stock`, keeps the offer schedule, queues
+//! the offer announcements whose time has come, and moves the cursor. Like a
+//! projection's batch, it commits whole or not at all: nothing is queued twice or lost.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use infra::store::{self, Checkpoint, RecordedEvent};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio_postgres::{Client, Transaction};
+use uuid::Uuid;
+
+use super::events::{self, OfferChange, Origins};
+
+/// A public event about to be queued.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub id: Uuid,
+    pub event_type: &'static str,
+    pub position: i64,
+    pub created_at: DateTime<Utc>,
+    pub data: Value,
+}
+
+impl Outgoing {
+    fn of(e: &RecordedEvent, event_type: &'static str, data: Value) -> Self {
+        Outgoing { id: e.event_id, event_type, position: e.position, created_at: e.recorded_at, data }
+    }
+
+    /// The body every attempt sends.
+    pub fn body(&self) -> String {
+        json!({ "id": self.id, "type": self.event_type, "created_at": self.created_at,
+                "position": self.position, "data": self.data })
+        .to_string()
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub events: usize,
+    pub queued: u64,
+}
+
+/// One batch of at most `batch` events, at `now` for the offer announcements.
+pub async fn step(
+    client: &mut Client,
+    batch: i64,
+    low_stock: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Step> {
+    let tx = client.transaction().await?;
+    let row = tx.query_one("SELECT tx_id, position FROM webhooks.cursor FOR UPDATE", &[]).await?;
+    let cursor = Checkpoint { tx_id: row.get::<_, i64>(0) as u64, position: row.get(1) };
+    let events = store::read_all(&tx, cursor, batch).await?;
+    let origins = origins(&tx, &events).await?;
+    let mut stock = Stock::load(&tx, &events).await?;
+    let mut out = Vec::new();
+    for e in &events {
+        if let Some((event_type, data)) = events::public(e, &origins) {
+            out.push(Outgoing::of(e, event_type, data));
+        }
+        if let Some((product_id, delta)) = events::stock_change(e) {
+            if let Some(available) = stock.change(product_id, delta, low_stock) {
+                let data =
+                    json!({ "product_id": product_id, "available": available, "threshold": low_stock });
+                out.push(Outgoing::of(e, "product.low_stock", data));
+            }
+        }
+        if let Some(change) = events::offer_change(e) {
+            schedule(&tx, e, change, &mut out).await?;
+        }
+    }
+    stock.save(&tx).await?;
+    announce(&tx, now, &mut out).await?;
+    let queued = enqueue(&tx, &out, now).await?;
+    if let Some(last) = events.last() {
+        tx.execute(
+            "UPDATE webhooks.cursor SET tx_id = $1, position = $2",
+            &[&(last.tx_id as i64), &last.position],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Step { events: events.len(), queued })
+}
+
+async fn origins(tx: &Transaction<'_>, events: &[RecordedEvent]) -> anyhow::Result<Origins> {
+    let mut streams: Vec<&str> = events.iter().filter_map(events::origin_needed).collect();
+    if streams.is_empty() {
+        return Ok(Origins::new());
+    }
+    streams.sort_unstable();
+    streams.dedup();
+    let rows = tx
+        .query("SELECT stream_id, data FROM es.events WHERE stream_id = ANY($1) AND version = 1", &[&streams])
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Units available per product, for the products a batch touches.
+struct Stock(HashMap<Uuid, i64>);
+
+impl Stock {
+    async fn load(tx: &Transaction<'_>, events: &[RecordedEvent]) -> anyhow::Result<Self> {
+        let ids: Vec<Uuid> = events.iter().filter_map(events::stock_change).map(|(p, _)| p).collect();
+        if ids.is_empty() {
+            return Ok(Stock(HashMap::new()));
+        }
+        let rows = tx
+            .query("SELECT product_id, available FROM webhooks.stock WHERE product_id = ANY($1)", &[&ids])
+            .await?;
+        let mut known: HashMap<Uuid, i64> = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+        for id in ids {
+            known.entry(id).or_insert(0);
+        }
+        Ok(Stock(known))
+    }
+
+    /// Applies a change; the units left when it took them from `threshold` or more to
+    /// fewer (once per crossing: a restock above the threshold arms it again).
+    fn change(&mut self, product: Uuid, delta: i64, threshold: i64) -> Option<i64> {
+        let available = self.0.entry(product).or_insert(0);
+        let before = *available;
+        *available += delta;
+        (before >= threshold && *available < threshold).then_some(*available)
+    }
+
+    async fn save(self, tx: &Transaction<'_>) -> anyhow::Result<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let (ids, available): (Vec<Uuid>, Vec<i64>) = self.0.into_iter().unzip();
+        tx.execute(
+            "INSERT INTO webhooks.stock (product_id, available) SELECT * FROM unnest($1::uuid[], $2::int8[])
+             ON CONFLICT (product_id) DO UPDATE SET available = EXCLUDED.available",
+            &[&ids, &available],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+async fn schedule(
+    tx: &Transaction<'_>,
+    e: &RecordedEvent,
+    change: OfferChange,
+    out: &mut Vec<Outgoing>,
+) -> anyhow::Result<()> {
+    match change {
+        OfferChange::Created { offer_id, product_id, starts_at, ends_at } => {
+            tx.execute(
+                "INSERT INTO webhooks.offer_schedule (offer_id, product_id, starts_at, ends_at, position)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                &[&offer_id, &product_id, &starts_at, &ends_at, &e.position],
+            )
+            .await?;
+        }
+        OfferChange::Cancelled { offer_id, product_id } => {
+            // Announced as ended now, unless it had ended already.
+            let pending =
+                tx.execute("DELETE FROM webhooks.offer_schedule WHERE offer_id = $1", &[&offer_id]).await?;
+            if pending > 0 {
+                let data = json!({ "offer_id": offer_id, "product_id": product_id, "ended_at": e.recorded_at,
+                                   "reason": "cancelled" });
+                out.push(Outgoing::of(e, "offer.ended", data));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `offer.started` and `offer.ended` for offers whose start or end has come, with ids
+/// derived from the offer so a retried batch queues the same ones.
+async fn announce(tx: &Transaction<'_>, now: DateTime<Utc>, out: &mut Vec<Outgoing>) -> anyhow::Result<()> {
+    let due = tx
+        .query(
+            "SELECT offer_id, product_id, starts_at, ends_at, position, started FROM webhooks.offer_schedule
+             WHERE (NOT started AND starts_at <= $1) OR ends_at <= $1 ORDER BY starts_at FOR UPDATE",
+            &[&now],
+        )
+        .await?;
+    for r in due {
+        let (offer_id, product_id): (Uuid, Uuid) = (r.get(0), r.get(1));
+        let (starts_at, ends_at): (DateTime<Utc>, DateTime<Utc>) = (r.get(2), r.get(3));
+        let (position, started): (i64, bool) = (r.get(4), r.get(5));
+        let about = json!({ "offer_id": offer_id, "product_id": product_id, "starts_at": starts_at, "ends_at": ends_at });
+        if !started {
+            let id = derived_id(offer_id, "offer.started");
+            out.push(Outgoing {
+                id,
+                event_type: "offer.started",
+                position,
+                created_at: starts_at,
+                data: about.clone(),
+            });
+        }
+        if ends_at <= now {
+            let mut data = about;
+            data["ended_at"] = json!(ends_at);
+            data["reason"] = json!("ended");
+            let id = derived_id(offer_id, "offer.ended");
+            out.push(Outgoing { id, event_type: "offer.ended", position, created_at: ends_at, data });
+            tx.execute("DELETE FROM webhooks.offer_schedule WHERE offer_id = $1", &[&offer_id]).await?;
+        } else {
+            tx.execute("UPDATE webhooks.offer_schedule SET started = true WHERE offer_id = $1", &[&offer_id])
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// A stable id for an announcement no single event carries.
+fn derived_id(offer_id: Uuid, what: &str) -> Uuid {
+    let digest = Sha256::new().chain_update(offer_id.as_bytes()).chain_update(what.as_bytes()).finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// One delivery per event and enabled endpoint subscribed to its type, in order.
+async fn enqueue(tx: &Transaction<'_>, out: &[Outgoing], now: DateTime<Utc>) -> anyhow::Result<u64> {
+    if out.is_empty() {
+        return Ok(0);
+    }
+    let endpoints: Vec<(Uuid, Vec<String>)> = tx
+        .query("SELECT id, event_types FROM webhooks.endpoints WHERE disabled_at IS NULL ORDER BY id", &[])
+        .await?
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let (mut endpoint_ids, mut event_ids, mut types, mut positions, mut bodies) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for o in out {
+        let body = o.body();
+        for (endpoint, subscribed) in &endpoints {
+            if subscribed.iter().any(|t| t == o.event_type) {
+                endpoint_ids.push(*endpoint);
+                event_ids.push(o.id);
+                types.push(o.event_type);
+                positions.push(o.position);
+                bodies.push(body.clone());
+            }
+        }
+    }
+    if endpoint_ids.is_empty() {
+        return Ok(0);
+    }
+    let queued = tx
+        .execute(
+            "INSERT INTO webhooks.deliveries (endpoint_id, event_id, event_type, position, body, next_attempt_at, created_at)
+             SELECT e, i, t, p, b, $6, $6 FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::text[])
+                 WITH ORDINALITY AS d(e, i, t, p, b, n)
+             ORDER BY n",
+            &[&endpoint_ids, &event_ids, &types, &positions, &bodies, &now],
+        )
+        .await?;
+    Ok(queued)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn low_stock_is_noticed_once_per_crossing() {
+        let p = Uuid::from_u128(1);
+        let mut stock = Stock(HashMap::new());
+        assert_eq!(stock.change(p, 12, 10), None, "a restock never is");
+        assert_eq!(stock.change(p, -2, 10), None, "10 left is not below 10");
+        assert_eq!(stock.change(p, -1, 10), Some(9));
+        assert_eq!(stock.change(p, -5, 10), None, "still low: said already");
+        assert_eq!(stock.change(p, 20, 10), None);
+        assert_eq!(stock.change(p, -20, 10), Some(4), "armed again by the restock");
+    }
+
+    #[test]
+    fn derived_ids_are_stable_and_distinct() {
+        let o = Uuid::from_u128(7);
+        assert_eq!(derived_id(o, "offer.started"), derived_id(o, "offer.started"));
+        assert_ne!(derived_id(o, "offer.started"), derived_id(o, "offer.ended"));
+    }
+}

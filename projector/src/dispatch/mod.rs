@@ -1,0 +1,133 @@
+//! The outbound-webhook dispatcher (design §13), inside `projector run`. It works like
+//! a projection: one active instance holds its advisory lock (the others are hot
+//! standbys), and its fan-out moves its own checkpoint through the safe global order
+//! in exactly-once batches ([`fanout`]). Its sender delivers each endpoint's queue in
+//! a task of its own ([`send`]). Neither touches the read models' checkpoints, so a
+//! slow or dead receiver never delays them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use deadpool_postgres::Pool;
+use tokio::sync::{watch, Notify};
+use tokio_postgres::NoTls;
+use tokio_util::sync::CancellationToken;
+
+use infra::store::Checkpoint;
+
+pub mod events;
+pub mod fanout;
+pub mod send;
+
+/// The dispatcher's session advisory lock (beside the projections' `0x7a11_70xx`).
+pub const LEADER_LOCK: i64 = 0x7a11_7050;
+const BATCH: i64 = 500;
+/// How often due offer announcements are looked for when no event arrives.
+const IDLE_STEP: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct DispatchConfig {
+    pub database_url: String,
+    /// `TALLY_WEBHOOK_ALLOW_PRIVATE`: private, loopback and link-local targets allowed.
+    pub allow_private: bool,
+    /// `TALLY_WEBHOOK_RETRY_CAP_SECS` (3600): the longest wait between two attempts.
+    pub retry_cap: Duration,
+    /// `TALLY_LOW_STOCK_THRESHOLD` (10): `product.low_stock` when fewer units are left.
+    pub low_stock: i64,
+}
+
+impl DispatchConfig {
+    pub fn new(database_url: &str, allow_private: bool) -> Self {
+        DispatchConfig {
+            database_url: database_url.to_owned(),
+            allow_private,
+            retry_cap: Duration::from_secs(3600),
+            low_stock: 10,
+        }
+    }
+}
+
+/// Runs as active instance or standby until `shutdown`; `wake` is the runner's safe
+/// horizon, which moves when new events can be read.
+pub async fn run(
+    config: DispatchConfig,
+    pool: Pool,
+    wake: watch::Receiver<Checkpoint>,
+    shutdown: CancellationToken,
+) {
+    let http = match send::client(&config) {
+        Ok(http) => http,
+        Err(e) => {
+            tracing::error!(error = %e, "the webhook dispatcher cannot build its HTTP client");
+            return;
+        }
+    };
+    let mut announced = false;
+    while !shutdown.is_cancelled() {
+        match lead(&config, &pool, &http, wake.clone(), &shutdown, &mut announced).await {
+            Ok(()) => {}
+            Err(e) => tracing::warn!(error = %e, "webhook dispatcher stopped; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
+}
+
+/// Takes the lock if free and, while it is held, fans out and sends.
+async fn lead(
+    config: &DispatchConfig,
+    pool: &Pool,
+    http: &reqwest::Client,
+    wake: watch::Receiver<Checkpoint>,
+    shutdown: &CancellationToken,
+    announced: &mut bool,
+) -> anyhow::Result<()> {
+    let (mut client, conn) = tokio_postgres::connect(&config.database_url, NoTls).await?;
+    let conn = tokio::spawn(conn);
+    client.batch_execute("SET application_name = 'tally-projector:webhooks'").await?;
+    let locked: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK]).await?.get(0);
+    if !locked {
+        if !*announced {
+            tracing::info!("webhooks: standby, another instance dispatches");
+            *announced = true;
+        }
+        return Ok(());
+    }
+    tracing::info!("webhooks: active, this instance dispatches");
+    *announced = false;
+    let queued = Arc::new(Notify::new());
+    let sender = send::run(pool.clone(), http.clone(), config.clone(), queued.clone());
+    let fanout = fan_out(&mut client, config, wake, &queued);
+    tokio::select! {
+        r = sender => r,
+        r = fanout => r,
+        _ = conn => anyhow::bail!("the dispatcher's lock connection closed"),
+        _ = shutdown.cancelled() => Ok(()),
+    }
+}
+
+async fn fan_out(
+    client: &mut tokio_postgres::Client,
+    config: &DispatchConfig,
+    mut wake: watch::Receiver<Checkpoint>,
+    queued: &Notify,
+) -> anyhow::Result<()> {
+    loop {
+        let step = fanout::step(client, BATCH, config.low_stock, Utc::now()).await?;
+        if step.queued > 0 {
+            queued.notify_one();
+        }
+        if step.events < BATCH as usize {
+            tokio::select! {
+                moved = wake.changed() => if moved.is_err() {
+                    // The horizon is gone (shutting down): poll slowly instead.
+                    tokio::time::sleep(IDLE_STEP).await;
+                },
+                _ = tokio::time::sleep(IDLE_STEP) => {}
+            }
+        }
+    }
+}

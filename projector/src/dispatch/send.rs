@@ -1,0 +1,288 @@
+//! The sender: each endpoint's queue is delivered in order by a task of its own, so a
+//! slow or dead receiver holds up nobody else. A delivery is marked delivered only
+//! after a 2xx answer (at least once: a crash between the two re-sends that one
+//! delivery, with the same `id`); a failure is retried with exponential backoff and
+//! jitter for up to 24 hours, then dead-lettered so the queue moves on; an endpoint
+//! failing for 24 hours is disabled.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use rand::Rng;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use super::DispatchConfig;
+
+/// How long one attempt may take.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a delivery is retried, and an endpoint may fail, before giving up.
+const GIVE_UP_AFTER: chrono::Duration = chrono::Duration::hours(24);
+
+/// The HTTP client of every delivery: 5 s per attempt, no redirects (a redirect could
+/// lead anywhere), and unless private targets are allowed, a resolver that drops
+/// private, loopback and link-local addresses, so the address connected to is the one
+/// checked.
+pub fn client(config: &DispatchConfig) -> anyhow::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder()
+        .timeout(ATTEMPT_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("tally-webhooks/", env!("CARGO_PKG_VERSION")));
+    let builder = if config.allow_private { builder } else { builder.dns_resolver(Arc::new(PublicOnly)) };
+    Ok(builder.build()?)
+}
+
+struct PublicOnly;
+
+impl Resolve for PublicOnly {
+    fn resolve(&self, name: Name) -> Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| infra::webhooks::is_public(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!("{host} has no public address").into());
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// Runs until cancelled (dropping it aborts the deliveries in flight): starts a task
+/// for every endpoint whose next delivery is due and has none running.
+pub async fn run(
+    pool: Pool,
+    http: reqwest::Client,
+    config: DispatchConfig,
+    queued: Arc<Notify>,
+) -> anyhow::Result<()> {
+    let mut running: JoinSet<()> = JoinSet::new();
+    let mut busy: HashMap<tokio::task::Id, Uuid> = HashMap::new();
+    loop {
+        while let Some(done) = running.try_join_next_with_id() {
+            let id = match done {
+                Ok((id, ())) => id,
+                Err(e) => e.id(),
+            };
+            busy.remove(&id);
+        }
+        let due = due_endpoints(&pool).await?;
+        let now = Utc::now();
+        let mut next_wake = Duration::from_secs(1);
+        for (endpoint, at) in due {
+            if at > now {
+                next_wake = next_wake.min((at - now).to_std().unwrap_or_default());
+                continue;
+            }
+            if busy.values().any(|e| *e == endpoint) {
+                continue;
+            }
+            let task = deliver_queue(pool.clone(), http.clone(), config.clone(), endpoint);
+            let handle = running.spawn(task);
+            busy.insert(handle.id(), endpoint);
+        }
+        tokio::select! {
+            _ = queued.notified() => {}
+            _ = tokio::time::sleep(next_wake) => {}
+            Some(done) = running.join_next_with_id() => {
+                let id = match done { Ok((id, ())) => id, Err(e) => e.id() };
+                busy.remove(&id);
+            }
+        }
+    }
+}
+
+/// Every enabled endpoint with pending deliveries, with when its oldest is due.
+async fn due_endpoints(pool: &Pool) -> anyhow::Result<Vec<(Uuid, DateTime<Utc>)>> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT DISTINCT ON (d.endpoint_id) d.endpoint_id, d.next_attempt_at
+             FROM webhooks.deliveries d JOIN webhooks.endpoints e ON e.id = d.endpoint_id
+             WHERE d.status = 'pending' AND e.disabled_at IS NULL
+             ORDER BY d.endpoint_id, d.id",
+            &[],
+        )
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// The head of one endpoint's queue, with what it takes to send it.
+struct Head {
+    id: i64,
+    body: String,
+    attempts: i32,
+    created_at: DateTime<Utc>,
+    next_attempt_at: DateTime<Utc>,
+    url: String,
+    secrets: Vec<String>,
+    failing_since: Option<DateTime<Utc>>,
+}
+
+/// Delivers an endpoint's queue in order while attempts succeed and deliveries are due.
+async fn deliver_queue(pool: Pool, http: reqwest::Client, config: DispatchConfig, endpoint: Uuid) {
+    loop {
+        match deliver_head(&pool, &http, &config, endpoint).await {
+            Ok(true) => continue,
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(%endpoint, error = %e, "webhook delivery bookkeeping failed");
+                return;
+            }
+        }
+    }
+}
+
+/// One attempt at the head of the queue; true when the queue may go on at once.
+async fn deliver_head(
+    pool: &Pool,
+    http: &reqwest::Client,
+    config: &DispatchConfig,
+    endpoint: Uuid,
+) -> anyhow::Result<bool> {
+    let client = pool.get().await?;
+    let Some(head) = head(&client, endpoint).await? else { return Ok(false) };
+    let now = Utc::now();
+    if head.next_attempt_at > now {
+        return Ok(false);
+    }
+    let outcome = if !config.allow_private && private_literal(&head.url) {
+        Err((None, "refused: the URL names a private, loopback or link-local address".to_owned()))
+    } else {
+        attempt(http, &head).await
+    };
+    let now = Utc::now();
+    let attempts = head.attempts + 1;
+    match outcome {
+        Ok(code) => {
+            client
+                .execute(
+                    "UPDATE webhooks.deliveries SET status = 'delivered', attempts = $2, last_status_code = $3,
+                         last_error = NULL, last_attempt_at = $4, delivered_at = $4 WHERE id = $1",
+                    &[&head.id, &attempts, &code, &now],
+                )
+                .await?;
+            client
+                .execute("UPDATE webhooks.endpoints SET failing_since = NULL WHERE id = $1", &[&endpoint])
+                .await?;
+            Ok(true)
+        }
+        Err((code, error)) => {
+            let dead = now - head.created_at >= GIVE_UP_AFTER;
+            let next = now + backoff(attempts, config.retry_cap);
+            client
+                .execute(
+                    "UPDATE webhooks.deliveries SET status = CASE WHEN $2 THEN 'dead' ELSE 'pending' END,
+                         attempts = $3, last_status_code = $4, last_error = $5, last_attempt_at = $6,
+                         next_attempt_at = $7 WHERE id = $1",
+                    &[&head.id, &dead, &attempts, &code, &error, &now, &next],
+                )
+                .await?;
+            let failing_since = head.failing_since.unwrap_or(now);
+            let disable = now - failing_since >= GIVE_UP_AFTER;
+            client
+                .execute(
+                    "UPDATE webhooks.endpoints SET failing_since = $2,
+                         disabled_at = CASE WHEN $3 THEN $4 ELSE disabled_at END WHERE id = $1",
+                    &[&endpoint, &failing_since, &disable, &now],
+                )
+                .await?;
+            if disable {
+                tracing::warn!(%endpoint, "webhook endpoint disabled after failing for 24 hours");
+            }
+            Ok(dead && !disable)
+        }
+    }
+}
+
+async fn head(client: &tokio_postgres::Client, endpoint: Uuid) -> anyhow::Result<Option<Head>> {
+    let row = client
+        .query_opt(
+            "SELECT d.id, d.body, d.attempts, d.created_at, d.next_attempt_at, e.url, e.secret,
+                    CASE WHEN e.previous_until > now() THEN e.previous_secret END, e.failing_since
+             FROM webhooks.deliveries d JOIN webhooks.endpoints e ON e.id = d.endpoint_id
+             WHERE d.endpoint_id = $1 AND d.status = 'pending' AND e.disabled_at IS NULL
+             ORDER BY d.id LIMIT 1",
+            &[&endpoint],
+        )
+        .await?;
+    Ok(row.map(|r| Head {
+        id: r.get(0),
+        body: r.get(1),
+        attempts: r.get(2),
+        created_at: r.get(3),
+        next_attempt_at: r.get(4),
+        url: r.get(5),
+        secrets: [Some(r.get::<_, String>(6)), r.get::<_, Option<String>>(7)].into_iter().flatten().collect(),
+        failing_since: r.get(8),
+    }))
+}
+
+/// An address written into the URL never reaches the resolver: check it here.
+fn private_literal(url: &str) -> bool {
+    let ip = url::Url::parse(url).ok().and_then(|u| match u.host()? {
+        url::Host::Ipv4(ip) => Some(std::net::IpAddr::V4(ip)),
+        url::Host::Ipv6(ip) => Some(std::net::IpAddr::V6(ip)),
+        url::Host::Domain(_) => None,
+    });
+    ip.is_some_and(|ip| !infra::webhooks::is_public(ip))
+}
+
+/// Sends once: the status code of a 2xx answer, or what went wrong.
+async fn attempt(http: &reqwest::Client, head: &Head) -> Result<i32, (Option<i32>, String)> {
+    let secrets: Vec<&str> = head.secrets.iter().map(String::as_str).collect();
+    let signature = infra::webhooks::sign(&secrets, Utc::now().timestamp(), head.body.as_bytes());
+    let sent = http
+        .post(&head.url)
+        .header("content-type", "application/json")
+        .header("tally-signature", signature)
+        .body(head.body.clone())
+        .send()
+        .await;
+    match sent {
+        Ok(res) if res.status().is_success() => Ok(i32::from(res.status().as_u16())),
+        Ok(res) => Err((Some(i32::from(res.status().as_u16())), format!("answered {}", res.status()))),
+        Err(e) if e.is_timeout() => Err((None, "no answer within 5 s".into())),
+        Err(e) => Err((None, error_chain(&e))),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text.chars().take(500).collect()
+}
+
+/// Exponential from 1 s, capped, with jitter: a random half to all of the step.
+fn backoff(attempts: i32, cap: Duration) -> chrono::Duration {
+    let step = Duration::from_secs(1u64 << attempts.clamp(1, 20).saturating_sub(1)).min(cap);
+    let jittered = step.mul_f64(rand::thread_rng().gen_range(0.5..=1.0));
+    chrono::Duration::from_std(jittered).unwrap_or(chrono::Duration::hours(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        for attempts in 1..=30 {
+            let step = Duration::from_secs(1u64 << (attempts.min(20) - 1)).min(Duration::from_secs(3600));
+            let b = backoff(attempts, Duration::from_secs(3600)).to_std().unwrap();
+            assert!(b >= step / 2 && b <= step, "attempt {attempts}: {b:?} for a step of {step:?}");
+        }
+    }
+}
