@@ -102,30 +102,34 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<
     let body = String::from_utf8_lossy(&body).into_owned();
     let payload: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let id = payload["id"].as_str().unwrap_or_default().to_owned();
-    let mode = state.lock().expect("receiver").mode.unwrap_or(Mode::Accept);
+    // Recorded on arrival, so a request whose sender dies while it is held counts.
+    let (mode, accepted) = {
+        let mut inner = state.lock().expect("receiver");
+        let mode = inner.mode.unwrap_or(Mode::Accept);
+        let accepted = match mode {
+            Mode::Accept | Mode::Slow(_) => true,
+            Mode::Fail => false,
+            Mode::FailFirst => !inner.seen.insert(id.clone()),
+        };
+        inner.got.push(Received {
+            id,
+            event_type: payload["type"].as_str().unwrap_or_default().to_owned(),
+            position: payload["position"].as_i64().unwrap_or(-1),
+            signature: req
+                .headers()
+                .get("tally-signature")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
+            payload,
+            body,
+            accepted,
+        });
+        (mode, accepted)
+    };
     if let Mode::Slow(d) = mode {
         tokio::time::sleep(d).await;
     }
-    let mut inner = state.lock().expect("receiver");
-    let accepted = match mode {
-        Mode::Accept | Mode::Slow(_) => true,
-        Mode::Fail => false,
-        Mode::FailFirst => !inner.seen.insert(id.clone()),
-    };
-    inner.got.push(Received {
-        id,
-        event_type: payload["type"].as_str().unwrap_or_default().to_owned(),
-        position: payload["position"].as_i64().unwrap_or(-1),
-        signature: req
-            .headers()
-            .get("tally-signature")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned(),
-        payload,
-        body,
-        accepted,
-    });
     if accepted {
         HttpResponse::Ok().finish()
     } else if mode == Mode::Fail {

@@ -49,6 +49,13 @@ async fn bad_input_gets_the_documented_problem_and_appends_nothing() {
     let now = chrono::Utc::now();
     let at = |minutes: i64| (now + chrono::Duration::minutes(minutes)).to_rfc3339();
     let offer_on = |p: &str, cost: i64, from: i64, to: i64| json!({"product_id": p, "point_cost": cost, "starts_at": at(from), "ends_at": at(to)});
+    let hook = |url: &str| json!({"url": url, "event_types": ["points.credited"]}).to_string();
+    let endpoint = app
+        .create(
+            "/v1/webhook-endpoints",
+            json!({"url": "https://93.184.216.34/hook", "event_types": ["purchase.paid"]}),
+        )
+        .await;
     use StatusCode as S;
     #[rustfmt::skip]
     let cases: Vec<Case> = vec![
@@ -207,6 +214,35 @@ async fn bad_input_gets_the_documented_problem_and_appends_nothing() {
         ("POST", "/v1/auth/refresh".into(), None, "{".into(), S::BAD_REQUEST, "malformed_request"),
         ("POST", "/v1/auth/logout".into(), None, json!({"refresh_token": "x"}).to_string(), S::UNAUTHORIZED, "unauthenticated"),
         ("POST", "/v1/auth/logout".into(), Some(&customer), "{}".into(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/webhook-endpoints".into(), Some(&admin), "{".into(), S::BAD_REQUEST, "malformed_request"),
+        ("POST", "/v1/webhook-endpoints".into(), Some(&admin), huge.clone(), S::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        ("POST", "/v1/webhook-endpoints".into(), None, hook("https://93.184.216.34/"), S::UNAUTHORIZED, "unauthenticated"),
+        ("POST", "/v1/webhook-endpoints".into(), Some(&customer), hook("https://93.184.216.34/"), S::FORBIDDEN, "forbidden"),
+        ("POST", "/v1/webhook-endpoints".into(), Some(&admin), json!({"event_types": ["points.credited"]}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/webhook-endpoints".into(), Some(&admin), json!({"url": "https://93.184.216.34/", "event_types": []}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/webhook-endpoints".into(), Some(&admin), json!({"url": "https://93.184.216.34/", "event_types": ["points.stolen"]}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/webhook-endpoints".into(), Some(&admin), json!({"url": "https://93.184.216.34/", "event_types": "points.credited"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/webhook-endpoints".into(), Some(&admin), json!({"url": "https://93.184.216.34/", "event_types": ["points.credited"], "description": "d".repeat(501)}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/webhook-endpoints".into(), Some(&admin), json!({"url": "https://93.184.216.34/", "event_types": ["points.credited"], "secret": "mine"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/webhook-endpoints".into(), Some(&admin), hook("ftp://93.184.216.34/"), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/webhook-endpoints".into(), Some(&admin), hook("not a url"), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/webhook-endpoints".into(), Some(&admin), hook("http://127.0.0.1:9/hook"), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/webhook-endpoints".into(), Some(&admin), hook("http://localhost:8080/hook"), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/webhook-endpoints".into(), Some(&admin), hook("http://169.254.169.254/latest/meta-data"), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/webhook-endpoints".into(), Some(&admin), hook("http://10.0.0.8/hook"), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", "/v1/webhook-endpoints".into(), Some(&admin), hook("http://[::1]/hook"), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("DELETE", format!("/v1/webhook-endpoints/{unknown}"), Some(&admin), String::new(), S::NOT_FOUND, "not_found"),
+        ("DELETE", "/v1/webhook-endpoints/not-an-id".into(), Some(&admin), String::new(), S::NOT_FOUND, "not_found"),
+        ("DELETE", format!("/v1/webhook-endpoints/{endpoint}"), Some(&customer), String::new(), S::FORBIDDEN, "forbidden"),
+        ("DELETE", format!("/v1/webhook-endpoints/{endpoint}"), None, String::new(), S::UNAUTHORIZED, "unauthenticated"),
+        ("POST", format!("/v1/webhook-endpoints/{unknown}/rotate-secret"), Some(&admin), "{}".into(), S::NOT_FOUND, "not_found"),
+        ("POST", format!("/v1/webhook-endpoints/{endpoint}/rotate-secret"), Some(&customer), "{}".into(), S::FORBIDDEN, "forbidden"),
+        ("POST", format!("/v1/webhook-endpoints/{endpoint}/replay"), Some(&admin), json!({"from_position": -1}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", format!("/v1/webhook-endpoints/{endpoint}/replay"), Some(&admin), "{}".into(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", format!("/v1/webhook-endpoints/{endpoint}/replay"), Some(&admin), json!({"from_position": "start"}).to_string(), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        ("POST", format!("/v1/webhook-endpoints/{endpoint}/replay"), Some(&admin), "{".into(), S::BAD_REQUEST, "malformed_request"),
+        ("POST", format!("/v1/webhook-endpoints/{unknown}/replay"), Some(&admin), json!({"from_position": 0}).to_string(), S::NOT_FOUND, "not_found"),
+        ("POST", format!("/v1/webhook-endpoints/{endpoint}/replay"), Some(&customer), json!({"from_position": 0}).to_string(), S::FORBIDDEN, "forbidden"),
         ("GET", "/v1/nothing-here".into(), None, String::new(), S::NOT_FOUND, "not_found"),
     ];
     let before = app.event_count().await;
@@ -222,4 +258,12 @@ async fn bad_input_gets_the_documented_problem_and_appends_nothing() {
     let kept: i64 =
         client.query_one("SELECT count(*) FROM behaviour.interactions", &[]).await.expect("count").get(0);
     assert_eq!(kept, 0, "a rejected interaction was recorded");
+    let hooks: (i64, i64) = {
+        let r = client
+            .query_one("SELECT (SELECT count(*) FROM webhooks.endpoints), (SELECT count(*) FROM webhooks.deliveries)", &[])
+            .await
+            .expect("count");
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(hooks, (1, 0), "a rejected webhook command changed the endpoints or queued deliveries");
 }

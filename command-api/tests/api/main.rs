@@ -13,3 +13,4 @@ mod races;
 mod refunds;
 mod sessions;
 mod shutdown;
+mod webhooks;

@@ -11,3 +11,4 @@ mod retention;
 mod standby;
 mod startup;
 mod support;
+mod webhooks;

@@ -137,8 +137,14 @@ pub async fn wait_caught_up(url: &str, within: Duration) {
 
 /// The projector binary as a real process.
 pub fn spawn_projector(db_url: &str, redis_url: &str, port: u16) -> Child {
+    spawn_projector_with(db_url, redis_url, port, &[])
+}
+
+/// [`spawn_projector`] with more environment.
+pub fn spawn_projector_with(db_url: &str, redis_url: &str, port: u16, env: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_projector"))
         .arg("run")
+        .envs(env.iter().copied())
         .env("DATABASE_URL", db_url)
         .env("REDIS_URL", redis_url)
         .env("TALLY_PROJECTOR_ADDR", format!("127.0.0.1:{port}"))

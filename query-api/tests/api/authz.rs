@@ -63,6 +63,13 @@ async fn every_endpoint_admits_exactly_the_roles_the_design_names() {
         .as_str()
         .expect("email")
         .to_owned();
+    let endpoint = s
+        .cmd
+        .create(
+            "/v1/webhook-endpoints",
+            json!({ "url": "http://127.0.0.1:9/hook", "event_types": ["purchase.paid"] }),
+        )
+        .await;
     let matrix: Vec<(String, [u16; 5])> = vec![
         ("/v1/me/balance".into(), [UNAUTH, OK, OK, OK, OK]),
         (format!("/v1/accounts/{o}/balance"), personal),
@@ -89,6 +96,8 @@ async fn every_endpoint_admits_exactly_the_roles_the_design_names() {
         ("/v1/audit/events".into(), audit),
         (format!("/v1/audit/streams/account-{o}"), audit),
         (format!("/v1/audit/accounts/{o}/balance"), audit),
+        ("/v1/webhook-endpoints".into(), admin_only),
+        (format!("/v1/webhook-endpoints/{endpoint}/deliveries"), admin_only),
     ];
     for (path, expected) in &matrix {
         for ((who, token), want) in callers.iter().zip(expected) {

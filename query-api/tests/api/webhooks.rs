@@ -284,3 +284,53 @@ async fn replay_resends_from_a_position_and_a_rotated_secret_signs_beside_the_ol
     let gone = s.get(&format!("/v1/webhook-endpoints/{id}/deliveries"), Some(&s.cmd.admin), &[]).await;
     assert_eq!(gone.status(), 404);
 }
+
+#[tokio::test]
+async fn after_24_hours_of_failure_a_delivery_is_dead_lettered_and_the_endpoint_disabled() {
+    let s = stack().await;
+    let dead = Receiver::start(Mode::Fail).await;
+    let (id, _) = subscribe(&s, &dead.url, &["purchase.paid"]).await;
+    let package = s.cmd.package(100).await;
+    paid_customer(&s, &package).await;
+    paid_customer(&s, &package).await;
+    for _ in 0..200 {
+        if !dead.received().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // A day passes (moved in the database, not slept).
+    let client = s.cmd.db.client().await.expect("client");
+    client
+        .execute("UPDATE webhooks.deliveries SET created_at = created_at - interval '25 hours'", &[])
+        .await
+        .expect("age deliveries");
+    client
+        .execute("UPDATE webhooks.endpoints SET failing_since = now() - interval '25 hours'", &[])
+        .await
+        .expect("age failure");
+    let path = format!("/v1/webhook-endpoints/{id}/deliveries?status=dead");
+    let mut dead_letters = Value::Null;
+    for _ in 0..200 {
+        dead_letters = s.get(&path, Some(&s.cmd.admin), &[]).await.json().await.expect("json");
+        if dead_letters["items"].as_array().is_some_and(|i| !i.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first = &dead_letters["items"][0];
+    assert_eq!(
+        (first["status"].as_str(), first["last_status_code"].as_i64()),
+        (Some("dead"), Some(503)),
+        "{dead_letters}"
+    );
+    let listed: Value =
+        s.get("/v1/webhook-endpoints", Some(&s.cmd.admin), &[]).await.json().await.expect("json");
+    assert_eq!(listed["items"][0]["enabled"], false, "{listed}");
+    assert!(listed["items"][0]["disabled_at"].is_string());
+    // Disabled: nothing more is tried.
+    let tried = dead.received().len();
+    paid_customer(&s, &package).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(dead.received().len(), tried);
+}
