@@ -8,6 +8,11 @@ use infra::{config::Settings, telemetry};
 
 #[actix_web::main]
 async fn main() -> ExitCode {
+    // `command-api openapi`: print the OpenAPI document and exit (no database needed).
+    if std::env::args().nth(1).as_deref() == Some("openapi") {
+        println!("{}", String::from_utf8_lossy(&command_api::routes::document().0));
+        return ExitCode::SUCCESS;
+    }
     telemetry::init();
     telemetry::exit_code("command-api", serve().await)
 }

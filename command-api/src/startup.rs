@@ -54,6 +54,7 @@ impl Application {
         let registry = web::Data::new(prometheus::Registry::new());
         let http_metrics = web::Data::new(HttpMetrics::new(&registry));
         let body_timeout = BodyTimeout(settings.body_timeout);
+        let openapi = actix_web::web::Data::new(routes::document());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
@@ -61,6 +62,7 @@ impl Application {
                 .app_data(limits.clone())
                 .app_data(registry.clone())
                 .app_data(http_metrics.clone())
+                .app_data(openapi.clone())
                 .configure(conventions::configure(body_timeout))
                 .configure(routes::configure)
                 .wrap_fn(conventions::guard)

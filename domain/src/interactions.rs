@@ -12,6 +12,7 @@ use crate::ids::{ProductId, UserId};
 use crate::{Aggregate, Decide, DomainEvent};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum InteractionKind {
     View,

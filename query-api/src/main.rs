@@ -9,6 +9,11 @@ use query_api::Application;
 
 #[actix_web::main]
 async fn main() -> ExitCode {
+    // `query-api openapi`: print the OpenAPI document and exit (no database needed).
+    if std::env::args().nth(1).as_deref() == Some("openapi") {
+        println!("{}", String::from_utf8_lossy(&query_api::routes::document().0));
+        return ExitCode::SUCCESS;
+    }
     telemetry::init();
     telemetry::exit_code("query-api", serve().await)
 }

@@ -46,6 +46,7 @@ impl Application {
         let keys = web::Data::new(TokenKeys::new(settings.jwt_secret.expose(), settings.access_token_ttl));
         let limits = web::Data::new(settings.rate_limits.clone());
         let body_timeout = BodyTimeout(settings.body_timeout);
+        let openapi = actix_web::web::Data::new(routes::document());
         let server = HttpServer::new(move || {
             // Each worker thread gets its own Redis connection, driven by its own runtime,
             // so a cache read never hops threads.
@@ -58,6 +59,7 @@ impl Application {
                 .app_data(limits.clone())
                 .app_data(http_metrics)
                 .app_data(keys.clone())
+                .app_data(openapi.clone())
                 .configure(conventions::configure(body_timeout))
                 .configure(routes::configure)
                 .wrap_fn(conventions::guard)

@@ -19,7 +19,7 @@ use super::catalog::admin_run;
 use crate::pipeline::{self, Command, Context, Reply};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAdjustment {
     delta: i64,
@@ -70,7 +70,7 @@ pub async fn adjust(
     admin_run(&req, &state, &caller, "AdjustPoints", &raw, &command).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewInteraction {
     product_id: ProductId,
@@ -79,7 +79,7 @@ pub struct NewInteraction {
     recommendation_id: Option<RecommendationId>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InteractionBatch {
     items: Vec<NewInteraction>,

@@ -22,7 +22,7 @@ use crate::tokens::{self, Presented};
 /// The longest email address (RFC 5321's path limit).
 const MAX_EMAIL_BYTES: usize = 254;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
     email: String,
@@ -117,7 +117,7 @@ pub async fn register(
     Ok(pipeline::render(&status, body, replayed))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     email: String,
@@ -169,7 +169,7 @@ pub async fn login(
         .json(serde_json::json!({ "token": token, "expires_at": expires_at, "refresh_token": refresh })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleGrant {
     role: String,
@@ -259,7 +259,7 @@ pub async fn revoke_role(
     pipeline::run(&state, ctx, idempotency, &RevokeRole { user_id, role, by: caller.user_id() }).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     refresh_token: String,

@@ -30,7 +30,7 @@ pub async fn admin_run(
     pipeline::run(state, ctx, idempotency, command).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCategory {
     name: String,
@@ -63,7 +63,7 @@ pub async fn create_category(
     admin_run(&req, &state, &caller, "CreateCategory", &input.raw, &command).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryRevision {
     #[serde(default)]
@@ -103,7 +103,7 @@ pub async fn revise_category(
     admin_run(&req, &state, &caller, "ReviseCategory", &input.raw, &command).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
     name: String,
@@ -261,14 +261,14 @@ pub async fn relist_product(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StockKind {
     Receive,
     Adjust,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StockChange {
     kind: StockKind,

@@ -19,7 +19,7 @@ use super::catalog::admin_run;
 use crate::pipeline::{Command, Context, Reply};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewExperiment {
     key: String,
@@ -28,7 +28,7 @@ pub struct NewExperiment {
     attribution_hours: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewVariant {
     name: String,

@@ -20,7 +20,7 @@ use super::redemptions::Cancellation;
 use crate::pipeline::{Command, Context, Reply};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOffer {
     product_id: ProductId,

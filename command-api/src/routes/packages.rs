@@ -30,7 +30,7 @@ impl Command for OnPackage {
     }
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPackage {
     name: String,
@@ -83,7 +83,7 @@ fn parse_price(raw: &str) -> Result<rust_decimal::Decimal, ApiError> {
     raw.parse().map_err(|_| invalid())
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PackageRevision {
     #[serde(default)]

@@ -18,7 +18,7 @@ use super::auth::{validate_email, validate_name};
 use crate::pipeline::{self, Command, Context, Reply};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileChanges {
     #[serde(default)]
@@ -78,7 +78,7 @@ pub async fn change_profile(
     pipeline::run(&state, ctx, idempotency, &ChangeProfile { user: caller.0.sub, name, email }).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
     current_password: String,

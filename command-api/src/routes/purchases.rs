@@ -23,7 +23,7 @@ use crate::state::AppState;
 /// Signatures older or newer than this are rejected (replay protection).
 const SIGNATURE_TOLERANCE_SECS: i64 = 300;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPurchase {
     package_id: PackageId,
@@ -79,7 +79,7 @@ pub async fn start_purchase(
     pipeline::run(&state, ctx, idempotency, &command).await
 }
 
-#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PaymentStatus {
     Succeeded,
@@ -88,7 +88,7 @@ pub enum PaymentStatus {
     Refunded,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct PaymentEvent {
     purchase_id: String,
     status: PaymentStatus,

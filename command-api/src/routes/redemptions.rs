@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::pipeline::{self, Command, Context, Reply};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRedemption {
     product_id: ProductId,
@@ -183,7 +183,7 @@ async fn debited(
 }
 
 /// The body of a cancel (of a redemption or an offer): an optional reason.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Cancellation {
     #[serde(default)]

@@ -22,7 +22,7 @@ use crate::state::AppState;
 
 const MAX_DESCRIPTION_CHARS: usize = 500;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEndpoint {
     url: String,
@@ -167,7 +167,7 @@ pub async fn rotate_secret(
     admin_run(&req, &state, &caller, "RotateWebhookSecret", b"", &command).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayRequest {
     from_position: i64,

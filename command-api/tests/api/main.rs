@@ -9,6 +9,7 @@ mod limits;
 mod memory;
 mod observability;
 mod offers;
+mod openapi;
 mod races;
 mod refunds;
 mod sessions;

@@ -10,7 +10,7 @@ use crate::store::{self, StoreError};
 use domain::account::{Account, AccountEvent};
 use domain::{Aggregate, DomainEvent, UserId};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct BalanceAsOf {
     pub user_id: Uuid,
     pub as_of: DateTime<Utc>,

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use domain::account::Lot;
 
 /// An account as the `accounts` projection keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BalanceDoc {
     pub user_id: Uuid,
     /// The fold of the events. Lots past their expiry still count here until their
@@ -47,7 +47,7 @@ impl BalanceDoc {
 }
 
 /// Points of one lot and when they expire.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Expiring {
     pub points: i64,
     pub expires_at: DateTime<Utc>,
@@ -58,7 +58,7 @@ pub struct Expiring {
 /// Cached and stored docs carry the product's `schedule` (offers not over when it was
 /// written); [`ProductDoc::at`] turns that into the one `offer` live at the moment of
 /// the read, so a cached document never shows an offer past its end.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProductDoc {
     pub id: Uuid,
     pub name: String,
@@ -77,7 +77,7 @@ pub struct ProductDoc {
 }
 
 /// A golden-hour offer inside a product document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OfferDoc {
     pub id: Uuid,
     pub point_cost: i64,

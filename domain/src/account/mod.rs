@@ -19,6 +19,7 @@ use crate::{Aggregate, Decide};
 
 /// Where a lot's points came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Lot {
     pub id: LotId,
     pub remaining: i64,

@@ -18,6 +18,7 @@ pub struct ProductDetails {
 
 /// A revision: only the fields present change.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ProductChanges {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,

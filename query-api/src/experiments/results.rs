@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::stats::{self, Comparison};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct VariantResult {
     pub name: String,
     pub users_assigned: i64,

@@ -15,7 +15,7 @@ use serde::Serialize;
 /// z for a two-sided 95 % interval.
 const Z95: f64 = 1.959_963_984_540_054;
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Comparison {
     pub difference: f64,
     pub ci95: [f64; 2],

@@ -29,7 +29,7 @@ use crate::metrics::Metrics;
 const CACHE_TTL_SECS: i64 = 600;
 
 /// How a recommendation is made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
     Rules,

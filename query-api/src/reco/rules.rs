@@ -17,14 +17,14 @@ pub struct Candidate {
     pub popularity: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct CategoryRef {
     pub id: Uuid,
     pub name: String,
 }
 
 /// What a recommendation says, whoever made it.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Pick {
     pub category: Option<CategoryRef>,
     pub reason: String,

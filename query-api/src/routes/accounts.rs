@@ -13,7 +13,7 @@ use super::{account_exists, owner_or_staff, user_in_path, Page, PageParams};
 use crate::fresh::{self, Fresh};
 use crate::state::AppState;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Balance {
     pub user_id: Uuid,
     /// Points the customer can spend now (lots past their expiry left out).
@@ -73,8 +73,8 @@ async fn balance_of(state: &AppState, fresh: Fresh, user: Uuid) -> Result<Balanc
     })
 }
 
-#[derive(Debug, Serialize)]
-struct LedgerLine {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct LedgerLine {
     at: DateTime<Utc>,
     kind: String,
     delta: i64,

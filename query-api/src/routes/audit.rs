@@ -32,7 +32,7 @@ fn event_json(e: &RecordedEvent) -> Value {
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct FeedParams {
     /// A `next` token from the previous page, or a global position.
     after: Option<String>,
@@ -83,7 +83,7 @@ pub async fn stream(
     Ok(HttpResponse::Ok().json(json!({ "stream_id": path.as_str(), "items": items })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct AsOfParams {
     as_of: Option<String>,
 }

@@ -34,8 +34,8 @@ const SEARCH_ADMISSIONS_PER_MINUTE: i64 = 200;
 /// How many words of `q` a search uses.
 const MAX_SEARCH_TERMS: usize = 16;
 
-#[derive(Debug, Serialize)]
-struct Category {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Category {
     id: Uuid,
     name: String,
     description: String,
@@ -83,7 +83,7 @@ pub async fn categories(state: web::Data<AppState>, req: HttpRequest) -> Result<
     with_etag(&req, &serde_json::json!({ "items": items }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ProductQuery {
     q: Option<String>,
     category_id: Option<String>,
@@ -312,8 +312,8 @@ pub async fn product(
     with_etag(&req, &doc.at(chrono::Utc::now()))
 }
 
-#[derive(Debug, Serialize)]
-struct Package {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Package {
     id: Uuid,
     name: String,
     description: String,

@@ -1,4 +1,5 @@
-//! The query API's HTTP surface (the README's "Query API" table), one module per area.
+//! The query API's HTTP surface, one module per area. The table below is the only place
+//! routes are registered, and the OpenAPI document is generated from the same lines.
 
 pub mod accounts;
 pub mod audit;
@@ -13,51 +14,92 @@ pub mod users;
 pub mod webhooks;
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use domain::Role;
 use infra::http::error::ApiError;
 use infra::http::extract::{path_id, Caller};
+use infra::http::openapi::{doc, object, Access::*};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
-        .service(
-            web::scope("/v1")
-                .route("/me", web::get().to(users::me))
-                .route("/me/export", web::get().to(export::export))
-                .route("/users", web::get().to(users::find))
-                .route("/users/{id}", web::get().to(users::user))
-                .route("/me/balance", web::get().to(accounts::my_balance))
-                .route("/accounts/{id}/balance", web::get().to(accounts::balance))
-                .route("/accounts/{id}/ledger", web::get().to(accounts::ledger))
-                .route("/accounts/{id}/redemptions", web::get().to(orders::account_redemptions))
-                .route("/accounts/{id}/purchases", web::get().to(orders::account_purchases))
-                .route("/redemptions", web::get().to(orders::queue))
-                .route("/categories", web::get().to(catalog::categories))
-                .route("/categories/{id}", web::get().to(catalog::category))
-                .route("/products", web::get().to(catalog::products))
-                .route("/products/{id}", web::get().to(catalog::product))
-                .route("/offers", web::get().to(offers::offers))
-                .route("/credit-packages", web::get().to(catalog::packages))
-                .route("/credit-purchases/{id}", web::get().to(orders::purchase))
-                .route("/redemptions/{id}", web::get().to(orders::redemption))
-                .route("/recommendations", web::post().to(recommendations::recommend))
-                .route("/experiments/{id}/assignment", web::get().to(experiments::assignment))
-                .route("/experiments/{id}/results", web::get().to(experiments::results))
-                .route("/webhook-endpoints", web::get().to(webhooks::endpoints))
-                .route("/webhook-endpoints/{id}/deliveries", web::get().to(webhooks::deliveries))
-                .route("/audit/events", web::get().to(audit::events))
-                .route("/audit/streams/{stream_id}", web::get().to(audit::stream))
-                .route("/audit/accounts/{id}/balance", web::get().to(audit::balance_as_of)),
-        );
+infra::api_routes! {
+    get "/healthz" => health::healthz;
+        doc("Liveness", Public).reply(200, object(&[("status", "string")]));
+    get "/readyz" => health::readyz;
+        doc("Readiness: Postgres, Redis and projection lag (503 when not ready)", Public).reply(200, object(&[("status", "string")]));
+    get "/metrics" => health::metrics;
+        doc("Prometheus metrics", Public).text("text/plain; version=0.0.4");
+    get "/openapi.json" => infra::http::openapi::serve_json;
+        doc("This document", Public).reply(200, object(&[("openapi", "string")]));
+    get "/docs" => infra::http::openapi::serve_docs;
+        doc("This document, for people (works offline)", Public).text("text/html");
+    get "/v1/me" => users::me;
+        doc("One's own profile", SignedIn).reply_type::<users::Profile>(200);
+    get "/v1/me/export" => export::export;
+        doc("Everything Tally holds about oneself, in one document (GDPR art. 15/20)", SignedIn)
+            .reply(200, object(&[("exported_at", "time"), ("profile", "object"), ("balance", "object"), ("ledger", "array"), ("purchases", "array"), ("redemptions", "array"), ("interactions", "array"), ("recommendations", "array")]));
+    get "/v1/users" => users::find;
+        doc("Find a user by e-mail (exact, case-insensitive)", Admin).query::<users::Lookup>().list_of::<users::Profile>();
+    get "/v1/users/{id}" => users::user;
+        doc("A user's profile (or that it was erased)", Staff).reply_type::<users::Profile>(200);
+    get "/v1/me/balance" => accounts::my_balance;
+        doc("One's own balance", SignedIn).reply_type::<accounts::Balance>(200).problems(&["projection_lagging"]);
+    get "/v1/accounts/{id}/balance" => accounts::balance;
+        doc("An account's balance, with the lots about to expire", Owner).reply_type::<accounts::Balance>(200).problems(&["projection_lagging"]);
+    get "/v1/accounts/{id}/ledger" => accounts::ledger;
+        doc("An account's points movements, newest first", Owner).query::<PageParams>().page_of::<accounts::LedgerLine>().problems(&["projection_lagging"]);
+    get "/v1/accounts/{id}/redemptions" => orders::account_redemptions;
+        doc("An account's redemptions, newest first", Owner).query::<PageParams>().page_of::<orders::Redemption>().problems(&["projection_lagging"]);
+    get "/v1/accounts/{id}/purchases" => orders::account_purchases;
+        doc("An account's purchases, newest first", Owner).query::<PageParams>().page_of::<orders::PurchaseLine>().problems(&["projection_lagging"]);
+    get "/v1/redemptions" => orders::queue;
+        doc("The fulfilment queue, oldest first", Staff).query::<orders::QueueQuery>().page_of::<orders::Redemption>().problems(&["projection_lagging"]);
+    get "/v1/categories" => catalog::categories;
+        doc("Every category", Public).list_of::<catalog::Category>().problems(&["projection_lagging"]);
+    get "/v1/categories/{id}" => catalog::category;
+        doc("One category", Public).reply_type::<catalog::Category>(200).problems(&["projection_lagging"]);
+    get "/v1/products" => catalog::products;
+        doc("Products: search, filter and page (no cap)", Public).query::<catalog::ProductQuery>().reply_type::<Page<infra::views::ProductDoc>>(200).problems(&["projection_lagging", "forbidden"]);
+    get "/v1/products/{id}" => catalog::product;
+        doc("One product, its live offer evaluated now", Public).reply_type::<infra::views::ProductDoc>(200).problems(&["projection_lagging"]);
+    get "/v1/offers" => offers::offers;
+        doc("Golden-hour offers: live, upcoming or ended", Public).query::<offers::OfferQuery>().page_of::<offers::Offer>().problems(&["projection_lagging"]);
+    get "/v1/credit-packages" => catalog::packages;
+        doc("Credit packages on sale", Public).list_of::<catalog::Package>().problems(&["projection_lagging"]);
+    get "/v1/credit-purchases/{id}" => orders::purchase;
+        doc("One purchase", Owner).reply_type::<orders::Purchase>(200).problems(&["projection_lagging"]);
+    get "/v1/redemptions/{id}" => orders::redemption;
+        doc("One redemption", Owner).reply_type::<orders::Redemption>(200).problems(&["projection_lagging"]);
+    post "/v1/recommendations" => recommendations::recommend;
+        doc("Recommendations (rules, popular, or an LLM with rules as the fallback)", Customer).body::<recommendations::Request>().reply_type::<recommendations::Answer>(200).problems(&["projection_lagging"]);
+    get "/v1/experiments/{id}/assignment" => experiments::assignment;
+        doc("One's sticky variant in an experiment", Customer).reply(200, object(&[("experiment_id", "uuid"), ("key", "string"), ("variant", "string"), ("running", "boolean")]));
+    get "/v1/experiments/{id}/results" => experiments::results;
+        doc("Results per variant, with the two-proportion comparison", Staff).reply(200, object(&[("experiment", "object"), ("baseline", "string?"), ("variants", "array"), ("comparisons", "array")])).problems(&["projection_lagging"]);
+    get "/v1/webhook-endpoints" => webhooks::endpoints;
+        doc("Webhook endpoints (never their secrets)", Admin).list_of::<webhooks::Endpoint>();
+    get "/v1/webhook-endpoints/{id}/deliveries" => webhooks::deliveries;
+        doc("An endpoint's deliveries, newest first", Admin).query::<webhooks::DeliveryQuery>().page_of::<webhooks::Delivery>();
+    get "/v1/audit/events" => audit::events;
+        doc("The event feed in the safe global order", Staff).query::<audit::FeedParams>().reply(200, object(&[("items", "array"), ("next", "string?")]));
+    get "/v1/audit/streams/{stream_id}" => audit::stream;
+        doc("One stream's events, in version order", Staff).reply(200, object(&[("stream_id", "string"), ("items", "array")]));
+    get "/v1/audit/accounts/{id}/balance" => audit::balance_as_of;
+        doc("An account's balance as of an instant, folded from the events", Staff).query::<audit::AsOfParams>().reply_type::<infra::history::BalanceAsOf>(200);
+}
+
+/// The document `/openapi.json` serves.
+pub fn document() -> infra::http::openapi::Document {
+    infra::http::openapi::Document::new(
+        "Tally query API",
+        "Every read of Tally, from the projections. Send `X-Tally-Min-Position` to read your own writes. Errors are application/problem+json with a stable `code`.",
+        &operations(),
+    )
 }
 
 /// `limit` and `cursor` of a paged list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct PageParams {
     pub limit: Option<i64>,
     pub cursor: Option<String>,
@@ -100,7 +142,7 @@ pub fn parse_time_cursor(c: &str) -> Option<(chrono::DateTime<chrono::Utc>, Uuid
     Some((chrono::DateTime::from_timestamp_micros(at.parse().ok()?)?, Uuid::parse_str(id).ok()?))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,

@@ -14,7 +14,7 @@ use super::{parse_time_cursor, time_cursor, Page, PageParams};
 use crate::fresh;
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct OfferQuery {
     state: Option<String>,
     limit: Option<i64>,
@@ -58,8 +58,8 @@ impl State {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct Offer {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Offer {
     id: Uuid,
     title: Option<String>,
     state: &'static str,
@@ -76,8 +76,8 @@ struct Offer {
     product: ProductRef,
 }
 
-#[derive(Debug, Serialize)]
-struct ProductRef {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct ProductRef {
     id: Uuid,
     name: String,
     point_cost: i64,

@@ -17,8 +17,8 @@ use super::{
 use crate::fresh;
 use crate::state::AppState;
 
-#[derive(Debug, Serialize)]
-struct Purchase {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Purchase {
     id: Uuid,
     user_id: Uuid,
     package_id: Uuid,
@@ -34,8 +34,8 @@ struct Purchase {
     updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
-struct Redemption {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Redemption {
     id: Uuid,
     user_id: Uuid,
     product_id: Uuid,
@@ -147,8 +147,8 @@ pub async fn account_redemptions(
     Ok(HttpResponse::Ok().json(Page::from_rows(&rows, limit, redemption_from, cursor)))
 }
 
-#[derive(Debug, Serialize)]
-struct PurchaseLine {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct PurchaseLine {
     id: Uuid,
     package_id: Uuid,
     status: String,
@@ -201,7 +201,7 @@ pub async fn account_purchases(
     Ok(HttpResponse::Ok().json(Page::from_rows(&rows, limit, line, cursor)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct QueueQuery {
     status: Option<String>,
     product_id: Option<String>,

@@ -24,20 +24,20 @@ use crate::state::AppState;
 
 const MAX_LIMIT: usize = 20;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
     limit: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
-struct ExperimentRef {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct ExperimentRef {
     id: Uuid,
     key: String,
 }
 
-#[derive(Debug, Serialize)]
-struct Answer {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Answer {
     recommendation_id: Uuid,
     #[serde(flatten)]
     pick: Pick,

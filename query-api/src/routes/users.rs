@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{id_in_path, staff};
 use crate::state::AppState;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Profile {
     user_id: Uuid,
     email: String,
@@ -76,7 +76,7 @@ pub async fn user(
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct Lookup {
     email: Option<String>,
 }

@@ -14,8 +14,8 @@ use uuid::Uuid;
 use super::{id_in_path, Page, PageParams};
 use crate::state::AppState;
 
-#[derive(Debug, Serialize)]
-struct Endpoint {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Endpoint {
     id: Uuid,
     url: String,
     event_types: Vec<String>,
@@ -59,7 +59,7 @@ pub async fn endpoints(state: web::Data<AppState>, caller: Caller) -> Result<Htt
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryQuery {
     status: Option<String>,
@@ -67,8 +67,8 @@ pub struct DeliveryQuery {
     cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct Delivery {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Delivery {
     id: i64,
     event_id: Uuid,
     event_type: String,

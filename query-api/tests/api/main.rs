@@ -7,6 +7,7 @@ mod erasure;
 mod experiments;
 mod hostile;
 mod offers;
+mod openapi;
 mod profiles;
 mod recommendations;
 mod redis_down;

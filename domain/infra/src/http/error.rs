@@ -303,3 +303,36 @@ impl From<ExperimentError> for ApiError {
         }
     }
 }
+
+/// Every problem `code` with its status, for the OpenAPI documents: one example of each
+/// variant, so the table cannot disagree with [`ApiError::code`] and the status.
+pub fn catalogue() -> Vec<(&'static str, u16)> {
+    let s = String::new;
+    let examples = [
+        ApiError::Malformed(s()),
+        ApiError::Validation(s()),
+        ApiError::Unauthenticated(""),
+        ApiError::Forbidden(""),
+        ApiError::NotFound(s()),
+        ApiError::AlreadyExists(s()),
+        ApiError::InsufficientPoints(s()),
+        ApiError::OutOfStock(s()),
+        ApiError::ProductUnavailable(s()),
+        ApiError::InvalidState(s()),
+        ApiError::OfferSoldOut(s()),
+        ApiError::OfferLimitReached(s()),
+        ApiError::IdempotencyKeyReused,
+        ApiError::PayloadTooLarge,
+        ApiError::BodyTimeout,
+        ApiError::InvalidSignature(""),
+        ApiError::ProjectionLagging(s()),
+        ApiError::RateLimited(1),
+        ApiError::Unavailable(anyhow::anyhow!("")),
+        ApiError::Unexpected(anyhow::anyhow!("")),
+    ];
+    let mut codes: Vec<(&'static str, u16)> =
+        examples.iter().map(|e| (e.code(), e.status_code().as_u16())).collect();
+    // `price_changed` carries a quote; it is a 422 like every decision the model refuses.
+    codes.push(("price_changed", 422));
+    codes
+}

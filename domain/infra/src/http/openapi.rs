@@ -1,0 +1,478 @@
+//! The OpenAPI 3.1 document of an API, generated from its route table: each service
+//! declares its routes once with [`crate::api_routes!`], which both registers them with
+//! actix and describes them here, so a route cannot exist without its documentation.
+//! Request and query schemas come from the Rust types the handlers deserialize
+//! (`schemars`, honouring the serde attributes); problem codes and statuses come from
+//! [`super::error::catalogue`]. `/docs` renders the document with a page and script
+//! compiled into the binary: it works offline.
+
+use std::collections::BTreeMap;
+
+use actix_web::{web, HttpResponse};
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, SchemaGenerator};
+use serde_json::{json, Map, Value};
+
+/// Who may call an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    /// Any valid bearer token.
+    SignedIn,
+    Customer,
+    Admin,
+    /// Admins and auditors.
+    Staff,
+    /// The account's owner, admins and auditors.
+    Owner,
+    /// The payment provider, by `Tally-Signature`.
+    Signature,
+}
+
+impl Access {
+    fn describe(self) -> &'static str {
+        match self {
+            Access::Public => "anyone",
+            Access::SignedIn => "any signed-in user",
+            Access::Customer => "customers",
+            Access::Admin => "admins",
+            Access::Staff => "admins and auditors",
+            Access::Owner => "the account's owner, admins and auditors",
+            Access::Signature => "the payment provider (Tally-Signature)",
+        }
+    }
+}
+
+type SchemaFn = fn(&mut SchemaGenerator) -> Value;
+
+/// The schema of `T`, as a reference into the document's components.
+pub fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Value {
+    g.subschema_for::<T>().to_value()
+}
+
+/// An object schema from `(name, type)` pairs. Types: `uuid`, `string`, `integer`,
+/// `number`, `boolean`, `time`, `object`, `array`, `any`; a trailing `?` allows `null`.
+/// For answers assembled in the handler rather than from one Rust type.
+pub fn object(fields: &[(&str, &str)]) -> Value {
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    for (name, ty) in fields {
+        let (ty, nullable) = match ty.strip_suffix('?') {
+            Some(t) => (t, true),
+            None => (*ty, false),
+        };
+        let mut schema = match ty {
+            "uuid" => json!({ "type": "string", "format": "uuid" }),
+            "time" => json!({ "type": "string", "format": "date-time" }),
+            "any" => json!({}),
+            other => json!({ "type": other }),
+        };
+        if nullable {
+            if let Some(t) = schema.get("type").cloned() {
+                schema["type"] = json!([t, "null"]);
+            }
+        } else {
+            required.push(*name);
+        }
+        properties.insert((*name).to_owned(), schema);
+    }
+    json!({ "type": "object", "properties": properties, "required": required })
+}
+
+/// A page of items of this shape, with the cursor of the next page.
+pub fn page(item: Value) -> Value {
+    json!({ "type": "object", "required": ["items", "next_cursor"], "properties": {
+        "items": { "type": "array", "items": item },
+        "next_cursor": { "type": ["string", "null"] } } })
+}
+
+/// One documented operation.
+#[derive(Clone)]
+pub struct Op {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub access: Access,
+    body: Option<SchemaFn>,
+    query: Option<SchemaFn>,
+    status: u16,
+    reply: Option<Value>,
+    reply_type: Option<SchemaFn>,
+    /// How the reply wraps `reply_type`: as is, `{items}` or a page.
+    wrap: Wrap,
+    content_type: &'static str,
+    problems: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Wrap {
+    Bare,
+    List,
+    Page,
+}
+
+/// Starts an operation's description.
+pub fn doc(summary: &'static str, access: Access) -> Op {
+    Op {
+        method: "",
+        path: "",
+        summary,
+        access,
+        body: None,
+        query: None,
+        status: 200,
+        reply: None,
+        reply_type: None,
+        wrap: Wrap::Bare,
+        content_type: "application/json",
+        problems: Vec::new(),
+    }
+}
+
+impl Op {
+    /// The JSON body it takes.
+    pub fn body<T: JsonSchema>(mut self) -> Self {
+        self.body = Some(schema::<T>);
+        self
+    }
+
+    /// The query parameters it takes (a struct's fields).
+    pub fn query<T: JsonSchema>(mut self) -> Self {
+        self.query = Some(schema::<T>);
+        self
+    }
+
+    /// Answers `status` with a body of this (JSON Schema) shape.
+    pub fn reply(mut self, status: u16, shape: Value) -> Self {
+        self.status = status;
+        self.reply = Some(shape);
+        self
+    }
+
+    /// Answers `status` with a body of type `T`.
+    pub fn reply_type<T: JsonSchema>(mut self, status: u16) -> Self {
+        self.status = status;
+        self.reply_type = Some(schema::<T>);
+        self
+    }
+
+    /// Answers 200 with `{items: [T]}`.
+    pub fn list_of<T: JsonSchema>(mut self) -> Self {
+        self.reply_type = Some(schema::<T>);
+        self.wrap = Wrap::List;
+        self
+    }
+
+    /// Answers 200 with a page of `T`: `{items: [T], next_cursor}`.
+    pub fn page_of<T: JsonSchema>(mut self) -> Self {
+        self.reply_type = Some(schema::<T>);
+        self.wrap = Wrap::Page;
+        self
+    }
+
+    /// Answers with a body that is not JSON (the metrics, the docs page).
+    pub fn text(mut self, content_type: &'static str) -> Self {
+        self.content_type = content_type;
+        self.reply = Some(json!({ "type": "string" }));
+        self
+    }
+
+    /// Problem codes beyond those its shape implies (see [`Op::codes`]).
+    pub fn problems(mut self, codes: &[&'static str]) -> Self {
+        self.problems.extend_from_slice(codes);
+        self
+    }
+
+    /// Where the route table registered it.
+    pub fn at(mut self, method: &'static str, path: &'static str) -> Self {
+        self.method = method;
+        self.path = path;
+        self
+    }
+
+    /// Every problem code it can answer: those its shape implies (body, query, path
+    /// ids, access, writes) and the ones it named.
+    pub fn codes(&self) -> Vec<&'static str> {
+        let mut codes = vec!["rate_limited", "internal", "unavailable"];
+        if self.body.is_some() {
+            codes.extend(["malformed_request", "validation_failed", "payload_too_large", "request_timeout"]);
+        }
+        if self.query.is_some() {
+            codes.push("validation_failed");
+        }
+        if self.path.contains('{') {
+            codes.push("not_found");
+        }
+        match self.access {
+            Access::Public => {}
+            Access::SignedIn => codes.push("unauthenticated"),
+            Access::Signature => codes.push("invalid_signature"),
+            _ => codes.extend(["unauthenticated", "forbidden"]),
+        }
+        if self.method != "get" && self.access != Access::Public {
+            codes.push("idempotency_key_reused");
+        }
+        codes.extend(self.problems.iter().copied());
+        codes.sort_unstable();
+        codes.dedup();
+        codes
+    }
+}
+
+/// The document, rendered once at start-up and served as is.
+#[derive(Clone)]
+pub struct Document(pub web::Bytes);
+
+impl Document {
+    pub fn new(title: &str, description: &str, ops: &[Op]) -> Self {
+        Document(web::Bytes::from(render(title, description, ops).to_string()))
+    }
+}
+
+/// `GET /openapi.json`.
+pub async fn serve_json(doc: web::Data<Document>) -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(doc.0.clone())
+}
+
+/// `GET /docs`: the page and its script, compiled in.
+pub async fn serve_docs() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(include_str!("docs.html"))
+}
+
+/// The operations of `ops` a document lacks, as `METHOD path` (empty: it has them all).
+pub fn missing(doc: &Value, ops: &[Op]) -> Vec<String> {
+    ops.iter()
+        .filter(|op| doc["paths"][op.path][op.method].get("responses").is_none())
+        .map(|op| format!("{} {}", op.method.to_uppercase(), op.path))
+        .collect()
+}
+
+/// Source files of a crate that register routes outside [`crate::api_routes!`]: every
+/// route must go through the table, or the document would not know it. (`testkit`
+/// folders, test support that serves no API, are skipped.)
+pub fn routes_outside_the_table(src_dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut dirs = vec![src_dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if !path.ends_with("testkit") {
+                    dirs.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                for (n, line) in text.lines().enumerate() {
+                    let code = line.split("//").next().unwrap_or_default();
+                    if [".route(", "web::resource(", "web::scope(", ".default_service("]
+                        .iter()
+                        .any(|p| code.contains(p))
+                    {
+                        found.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The OpenAPI 3.1 document of `ops`.
+pub fn render(title: &str, description: &str, ops: &[Op]) -> Value {
+    let mut generator = SchemaSettings::draft2020_12()
+        .with(|s| s.definitions_path = "/components/schemas".into())
+        .into_generator();
+    let statuses: BTreeMap<&str, u16> = super::error::catalogue().into_iter().collect();
+    let mut paths: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
+    for op in ops {
+        let operation = operation(op, &mut generator, &statuses);
+        paths.entry(op.path).or_default().insert(op.method.to_owned(), operation);
+    }
+    let mut schemas: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
+    schemas.insert("Problem".into(), problem_schema(&statuses));
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": title, "version": env!("CARGO_PKG_VERSION"), "description": description,
+                  "license": { "name": "MIT", "identifier": "MIT" } },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" },
+                "paymentSignature": { "type": "apiKey", "in": "header", "name": "Tally-Signature",
+                    "description": "t=<unix>,v1=<hex HMAC-SHA256(secret, \"<t>.<raw body>\")>" }
+            }
+        }
+    })
+}
+
+fn operation(op: &Op, g: &mut SchemaGenerator, statuses: &BTreeMap<&str, u16>) -> Value {
+    let mut parameters: Vec<Value> = op
+        .path
+        .split('/')
+        .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+        .collect();
+    if let Some(query) = op.query {
+        parameters.extend(query_parameters(&query(g), g));
+    }
+    if op.method == "get" && op.path.starts_with("/v1/") {
+        parameters.push(json!({ "name": "X-Tally-Min-Position", "in": "header", "required": false,
+            "description": "Read-your-writes: answer only once the read models include this position (a command's `position`).",
+            "schema": { "type": "string" } }));
+    } else if op.method != "get" && op.access != Access::Public {
+        parameters.push(json!({ "name": "Idempotency-Key", "in": "header", "required": false,
+            "description": "Repeating a request with the same key (and body) answers as the first did and changes nothing.",
+            "schema": { "type": "string", "minLength": 1, "maxLength": 255 } }));
+    }
+    let mut responses = Map::new();
+    let reply = op.reply.clone().or_else(|| {
+        let item = op.reply_type.map(|t| t(g))?;
+        Some(match op.wrap {
+            Wrap::Bare => item,
+            Wrap::List => json!({ "type": "object", "required": ["items"],
+                                  "properties": { "items": { "type": "array", "items": item } } }),
+            Wrap::Page => page(item),
+        })
+    });
+    let success = match (op.status, reply) {
+        (204, _) => json!({ "description": "Done; no body." }),
+        (status, Some(schema)) => json!({ "description": reason(status),
+            "content": { op.content_type: { "schema": schema } } }),
+        (status, None) => json!({ "description": reason(status) }),
+    };
+    responses.insert(op.status.to_string(), success);
+    let mut by_status: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
+    for code in op.codes() {
+        by_status.entry(statuses.get(code).copied().unwrap_or(422)).or_default().push(code);
+    }
+    for (status, codes) in by_status {
+        responses.insert(
+            status.to_string(),
+            json!({
+                "description": format!("Problem: {}", codes.join(", ")),
+                "content": { "application/problem+json": { "schema": { "allOf": [
+                    { "$ref": "#/components/schemas/Problem" },
+                    { "type": "object", "properties": { "code": { "enum": codes } } }
+                ] } } }
+            }),
+        );
+    }
+    let mut operation = json!({
+        "operationId": operation_id(op),
+        "summary": op.summary,
+        "description": format!("Who: {}.", op.access.describe()),
+        "tags": [tag(op.path)],
+        "parameters": parameters,
+        "responses": responses,
+    });
+    match op.access {
+        Access::Public => {}
+        Access::Signature => operation["security"] = json!([{ "paymentSignature": [] }]),
+        _ => operation["security"] = json!([{ "bearer": [] }]),
+    }
+    if let Some(body) = op.body {
+        operation["requestBody"] =
+            json!({ "required": true, "content": { "application/json": { "schema": body(g) } } });
+    }
+    operation
+}
+
+/// A query struct's fields as `in: query` parameters.
+fn query_parameters(schema: &Value, g: &SchemaGenerator) -> Vec<Value> {
+    let resolved = match schema["$ref"].as_str().and_then(|r| r.rsplit('/').next()) {
+        Some(name) => g.definitions().get(name).cloned().unwrap_or(Value::Null),
+        None => schema.clone(),
+    };
+    let required: Vec<&str> = resolved["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    resolved["properties"]
+        .as_object()
+        .map(|props| {
+            props
+                .iter()
+                .map(|(name, s)| json!({ "name": name, "in": "query", "required": required.contains(&name.as_str()), "schema": s }))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn problem_schema(statuses: &BTreeMap<&str, u16>) -> Value {
+    json!({
+        "type": "object",
+        "description": "RFC 9457 problem details, with a stable `code`.",
+        "required": ["type", "title", "status", "detail", "code"],
+        "properties": {
+            "type": { "type": "string" },
+            "title": { "type": "string" },
+            "status": { "type": "integer" },
+            "detail": { "type": "string" },
+            "code": { "type": "string", "enum": statuses.keys().collect::<Vec<_>>() },
+            "request_id": { "type": "string" }
+        }
+    })
+}
+
+fn operation_id(op: &Op) -> String {
+    let path: String = op
+        .path
+        .trim_start_matches('/')
+        .split('/')
+        .map(|seg| seg.trim_start_matches('{').trim_end_matches('}').replace('-', "_"))
+        .collect::<Vec<_>>()
+        .join("_");
+    format!("{}_{}", op.method, path)
+}
+
+/// The operation's group: the first path segment after the version.
+fn tag(path: &str) -> String {
+    let mut segs = path.trim_start_matches('/').split('/');
+    match segs.next() {
+        Some("v1") => segs.next().unwrap_or("v1").to_owned(),
+        _ => "operations".to_owned(),
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        _ => "Answer",
+    }
+}
+
+/// Registers a route table and describes it: each line is
+/// `method "path" => handler, doc;` (optionally `limit BYTES` after the handler for a
+/// body limit of its own). Expands to `configure` and `operations`.
+#[macro_export]
+macro_rules! api_routes {
+    ($( $method:ident $path:literal => $handler:path $(, limit $limit:expr)? ; $doc:expr ; )*) => {
+        /// Registers every route of the table.
+        pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
+            $( $crate::api_route!(cfg, $method, $path, $handler $(, $limit)?); )*
+        }
+
+        /// The table's documentation, in registration order.
+        pub fn operations() -> Vec<$crate::http::openapi::Op> {
+            vec![ $( $doc.at(stringify!($method), $path) ),* ]
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! api_route {
+    ($cfg:ident, $method:ident, $path:literal, $handler:path) => {
+        $cfg.route($path, actix_web::web::$method().to($handler));
+    };
+    ($cfg:ident, $method:ident, $path:literal, $handler:path, $limit:expr) => {
+        $cfg.service(
+            actix_web::web::resource($path)
+                .app_data(actix_web::web::PayloadConfig::new($limit))
+                .route(actix_web::web::$method().to($handler)),
+        );
+    };
+}
