@@ -76,7 +76,7 @@ infra::api_routes! {
     get "/v1/experiments/{id}/assignment" => experiments::assignment;
         doc("One's sticky variant in an experiment", Customer).reply(200, object(&[("experiment_id", "uuid"), ("key", "string"), ("variant", "string"), ("running", "boolean")]));
     get "/v1/experiments/{id}/results" => experiments::results;
-        doc("Results per variant, with the two-proportion comparison", Staff).reply(200, object(&[("experiment", "object"), ("baseline", "string?"), ("variants", "array"), ("comparisons", "array")])).problems(&["projection_lagging"]);
+        doc("Results per variant, with the two-proportion comparison", Staff).reply(200, object(&[("experiment", "object"), ("baseline", "string?"), ("variants", "array")])).problems(&["projection_lagging"]);
     get "/v1/webhook-endpoints" => webhooks::endpoints;
         doc("Webhook endpoints (never their secrets)", Admin).list_of::<webhooks::Endpoint>();
     get "/v1/webhook-endpoints/{id}/deliveries" => webhooks::deliveries;
