@@ -14,6 +14,7 @@ mod report;
 mod scenarios;
 mod services;
 mod setup;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,6 +53,8 @@ async fn main() -> anyhow::Result<()> {
         ("DATABASE_URL", db_url.clone()),
         ("REDIS_URL", redis_url.clone()),
         ("TALLY_DB_POOL_SIZE", "32".into()),
+        // The webhook row's receiver is on loopback.
+        ("TALLY_WEBHOOK_ALLOW_PRIVATE", "true".into()),
     ];
     let command = Service::start("command-api", &[], &env).await?;
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
@@ -83,8 +86,13 @@ async fn main() -> anyhow::Result<()> {
     log(
         "redemptions alone, then during a burst of 2,000 interactions from one customer (default user limit)",
     );
-    let limited_env =
-        [env[0].clone(), env[1].clone(), env[2].clone(), ("TALLY_RATE_LIMIT_USER", "100".into())];
+    let limited_env = [
+        env[0].clone(),
+        env[1].clone(),
+        env[2].clone(),
+        env[3].clone(),
+        ("TALLY_RATE_LIMIT_USER", "100".into()),
+    ];
     let limited = Service::start("command-api", &[], &limited_env).await?;
     rows.push(scenarios::interactions_burst(&bench, &limited.base).await?);
     limited.stop().await;
@@ -104,6 +112,8 @@ async fn main() -> anyhow::Result<()> {
     db.batch_execute("CHECKPOINT").await?;
     log("projection lag, open loop at half the maximum command rate");
     rows.push(scenarios::projection_lag(&bench, max_rate / 2.0).await?);
+    log("webhooks: event to delivery at half the maximum command rate, then a 30 s receiver outage");
+    rows.push(webhooks::webhook_delivery(&bench, max_rate / 2.0).await?);
 
     log("balance GETs: /healthz and cached under wrk, open loop; redis-benchmark");
     let query = Service::start("query-api", &[], &env).await?;

@@ -39,6 +39,11 @@ impl Bench {
         self.redeem_at(&self.api.base, customer, product)
     }
 
+    /// One redemption of one unit by customer `customer` (modulo their number).
+    pub fn redeem_request(&self, customer: usize, product: &str) -> reqwest::RequestBuilder {
+        self.redeem(customer, product)
+    }
+
     fn redeem_at(&self, base: &str, customer: usize, product: &str) -> reqwest::RequestBuilder {
         self.api
             .http

@@ -65,6 +65,12 @@ impl Api {
     }
 
     /// An offer (the body of `POST /v1/offers`); its id.
+    /// Subscribes a webhook endpoint; returns its id.
+    pub async fn webhook_endpoint(&self, url: &str, event_types: &[&str]) -> anyhow::Result<String> {
+        let body = json!({"url": url, "event_types": event_types});
+        str_field(&self.post("/v1/webhook-endpoints", Some(&self.admin), body).await?, "id")
+    }
+
     pub async fn offer(&self, body: Value) -> anyhow::Result<String> {
         str_field(&self.post("/v1/offers", Some(&self.admin), body).await?, "id")
     }

@@ -115,7 +115,7 @@ async fn due_endpoints(pool: &Pool) -> anyhow::Result<Vec<(Uuid, DateTime<Utc>)>
     Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// The head of one endpoint's queue, with what it takes to send it.
+/// A queued delivery, with what it takes to send it.
 struct Head {
     id: i64,
     body: String,
@@ -127,33 +127,48 @@ struct Head {
     failing_since: Option<DateTime<Utc>>,
 }
 
+/// Deliveries read per round trip.
+const HEADS: i64 = 64;
+
 /// Delivers an endpoint's queue in order while attempts succeed and deliveries are due.
 async fn deliver_queue(pool: Pool, http: reqwest::Client, config: DispatchConfig, endpoint: Uuid) {
+    if let Err(e) = deliver_due(&pool, &http, &config, endpoint).await {
+        tracing::warn!(%endpoint, error = %e, "webhook delivery bookkeeping failed");
+    }
+}
+
+/// No connection is held while a receiver takes its time: a slow endpoint cannot starve
+/// the others of connections.
+async fn deliver_due(
+    pool: &Pool,
+    http: &reqwest::Client,
+    config: &DispatchConfig,
+    endpoint: Uuid,
+) -> anyhow::Result<()> {
     loop {
-        match deliver_head(&pool, &http, &config, endpoint).await {
-            Ok(true) => continue,
-            Ok(false) => return,
-            Err(e) => {
-                tracing::warn!(%endpoint, error = %e, "webhook delivery bookkeeping failed");
-                return;
+        let heads = heads(&**pool.get().await?, endpoint).await?;
+        if heads.is_empty() {
+            return Ok(());
+        }
+        for head in heads {
+            if head.next_attempt_at > Utc::now()
+                || !attempt_and_record(pool, http, config, endpoint, head).await?
+            {
+                return Ok(());
             }
         }
     }
 }
 
-/// One attempt at the head of the queue; true when the queue may go on at once.
-async fn deliver_head(
+/// One attempt, recorded before the next one starts (so a crash re-sends at most the
+/// delivery in flight); true when the queue may go on at once.
+async fn attempt_and_record(
     pool: &Pool,
     http: &reqwest::Client,
     config: &DispatchConfig,
     endpoint: Uuid,
+    head: Head,
 ) -> anyhow::Result<bool> {
-    let client = pool.get().await?;
-    let Some(head) = head(&client, endpoint).await? else { return Ok(false) };
-    let now = Utc::now();
-    if head.next_attempt_at > now {
-        return Ok(false);
-    }
     let outcome = if !config.allow_private && private_literal(&head.url) {
         Err((None, "refused: the URL names a private, loopback or link-local address".to_owned()))
     } else {
@@ -161,6 +176,7 @@ async fn deliver_head(
     };
     let now = Utc::now();
     let attempts = head.attempts + 1;
+    let client = pool.get().await?;
     match outcome {
         Ok(code) => {
             client
@@ -170,9 +186,11 @@ async fn deliver_head(
                     &[&head.id, &attempts, &code, &now],
                 )
                 .await?;
-            client
-                .execute("UPDATE webhooks.endpoints SET failing_since = NULL WHERE id = $1", &[&endpoint])
-                .await?;
+            if head.failing_since.is_some() {
+                client
+                    .execute("UPDATE webhooks.endpoints SET failing_since = NULL WHERE id = $1", &[&endpoint])
+                    .await?;
+            }
             Ok(true)
         }
         Err((code, error)) => {
@@ -198,32 +216,40 @@ async fn deliver_head(
             if disable {
                 tracing::warn!(%endpoint, "webhook endpoint disabled after failing for 24 hours");
             }
+            // A dead letter lets the queue move on; a retry waits its turn.
             Ok(dead && !disable)
         }
     }
 }
 
-async fn head(client: &tokio_postgres::Client, endpoint: Uuid) -> anyhow::Result<Option<Head>> {
-    let row = client
-        .query_opt(
+/// The next deliveries of one endpoint's queue, in order.
+async fn heads(client: &tokio_postgres::Client, endpoint: Uuid) -> anyhow::Result<Vec<Head>> {
+    let rows = client
+        .query(
             "SELECT d.id, d.body, d.attempts, d.created_at, d.next_attempt_at, e.url, e.secret,
                     CASE WHEN e.previous_until > now() THEN e.previous_secret END, e.failing_since
              FROM webhooks.deliveries d JOIN webhooks.endpoints e ON e.id = d.endpoint_id
              WHERE d.endpoint_id = $1 AND d.status = 'pending' AND e.disabled_at IS NULL
-             ORDER BY d.id LIMIT 1",
-            &[&endpoint],
+             ORDER BY d.id LIMIT $2",
+            &[&endpoint, &HEADS],
         )
         .await?;
-    Ok(row.map(|r| Head {
-        id: r.get(0),
-        body: r.get(1),
-        attempts: r.get(2),
-        created_at: r.get(3),
-        next_attempt_at: r.get(4),
-        url: r.get(5),
-        secrets: [Some(r.get::<_, String>(6)), r.get::<_, Option<String>>(7)].into_iter().flatten().collect(),
-        failing_since: r.get(8),
-    }))
+    Ok(rows
+        .into_iter()
+        .map(|r| Head {
+            id: r.get(0),
+            body: r.get(1),
+            attempts: r.get(2),
+            created_at: r.get(3),
+            next_attempt_at: r.get(4),
+            url: r.get(5),
+            secrets: [Some(r.get::<_, String>(6)), r.get::<_, Option<String>>(7)]
+                .into_iter()
+                .flatten()
+                .collect(),
+            failing_since: r.get(8),
+        })
+        .collect())
 }
 
 /// An address written into the URL never reaches the resolver: check it here.
