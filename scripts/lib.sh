@@ -116,15 +116,15 @@ tally_stop_services() {
 }
 
 # A Python virtualenv under .data/ with the independent checkers scripts/test uses (an
-# RFC 8785 implementation for the hash chains, an OpenAPI validator). Prints the
-# interpreter's path.
+# RFC 8785 implementation for the hash chains, an OpenAPI validator, the schemathesis
+# fuzzer). Prints the interpreter's path.
 tally_python_tools() {
   local venv=$TALLY_DATA/venv
-  if ! "$venv/bin/python" -c 'import rfc8785, openapi_spec_validator' >/dev/null 2>&1; then
+  if ! "$venv/bin/python" -c 'import rfc8785, openapi_spec_validator, schemathesis' >/dev/null 2>&1; then
     command -v python3 >/dev/null || apt_install python3 python3-venv
     python3 -m venv "$venv" >/dev/null 2>&1 || { apt_install python3-venv && python3 -m venv "$venv"; }
-    log "installing the Python checkers (rfc8785, openapi-spec-validator) into $venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check rfc8785 openapi-spec-validator >&2
+    log "installing the Python checkers (rfc8785, openapi-spec-validator, schemathesis) into $venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check rfc8785 openapi-spec-validator schemathesis >&2
   fi
   echo "$venv/bin/python"
 }

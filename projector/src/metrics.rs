@@ -16,6 +16,10 @@ pub struct Metrics {
     pub batch_seconds: HistogramVec,
     pub redis_errors: IntCounter,
     pub cache_repairs: IntCounterVec,
+    /// Webhook delivery attempts by outcome: `delivered`, `failed` (to be retried), `dead`.
+    pub webhook_attempts: IntCounterVec,
+    /// Webhook deliveries queued by the fan-out.
+    pub webhook_queued: IntCounter,
 }
 
 impl Metrics {
@@ -52,6 +56,13 @@ impl Metrics {
                 &["projection"],
             )
             .expect("valid metric"),
+            webhook_attempts: IntCounterVec::new(
+                Opts::new("tally_webhook_attempts_total", "Webhook delivery attempts by outcome"),
+                &["outcome"],
+            )
+            .expect("valid metric"),
+            webhook_queued: IntCounter::new("tally_webhook_queued_total", "Webhook deliveries queued")
+                .expect("valid metric"),
             registry,
         };
         m.register();
@@ -59,7 +70,7 @@ impl Metrics {
     }
 
     fn register(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 8] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
             Box::new(self.lag_events.clone()),
             Box::new(self.lag_ms.clone()),
             Box::new(self.active.clone()),
@@ -68,6 +79,8 @@ impl Metrics {
             Box::new(self.batch_seconds.clone()),
             Box::new(self.redis_errors.clone()),
             Box::new(self.cache_repairs.clone()),
+            Box::new(self.webhook_attempts.clone()),
+            Box::new(self.webhook_queued.clone()),
         ];
         for c in collectors {
             self.registry.register(c).expect("metric names are unique");

@@ -98,7 +98,12 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
     let notified = listen(&ctx.tasks, &ctx.config.database_url, ctx.shutdown.clone());
     let wake =
         horizon(&ctx.tasks, ctx.pool.clone(), notified, ctx.config.poll_interval, ctx.shutdown.clone());
-    ctx.tasks.spawn(crate::dispatch::run(ctx.config.dispatch.clone(), wake.clone(), ctx.shutdown.clone()));
+    ctx.tasks.spawn(crate::dispatch::run(
+        ctx.config.dispatch.clone(),
+        ctx.metrics.clone(),
+        wake.clone(),
+        ctx.shutdown.clone(),
+    ));
     for p in Projection::ALL {
         let cache = cache::spawn(&ctx.tasks, p, ctx.redis.clone(), ctx.pool.clone(), ctx.metrics.clone());
         ctx.tasks.spawn(work(p, ctx.clone(), cache, wake.clone()));

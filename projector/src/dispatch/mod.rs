@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use infra::store::Checkpoint;
 
+use crate::metrics::Metrics;
+
 pub mod events;
 pub mod fanout;
 pub mod send;
@@ -50,7 +52,12 @@ impl DispatchConfig {
 
 /// Runs as active instance or standby until `shutdown`; `wake` is the runner's safe
 /// horizon, which moves when new events can be read.
-pub async fn run(config: DispatchConfig, wake: watch::Receiver<Checkpoint>, shutdown: CancellationToken) {
+pub async fn run(
+    config: DispatchConfig,
+    metrics: Metrics,
+    wake: watch::Receiver<Checkpoint>,
+    shutdown: CancellationToken,
+) {
     let (http, pool) = match (send::client(&config), own_pool(&config.database_url)) {
         (Ok(http), Ok(pool)) => (http, pool),
         (Err(e), _) | (_, Err(e)) => {
@@ -60,7 +67,8 @@ pub async fn run(config: DispatchConfig, wake: watch::Receiver<Checkpoint>, shut
     };
     let mut announced = false;
     while !shutdown.is_cancelled() {
-        match lead(&config, &pool, &http, wake.clone(), &shutdown, &mut announced).await {
+        let tools = Tools { pool: pool.clone(), http: http.clone(), metrics: metrics.clone() };
+        match lead(&config, &tools, wake.clone(), &shutdown, &mut announced).await {
             Ok(()) => {}
             Err(e) => tracing::warn!(error = %e, "webhook dispatcher stopped; retrying"),
         }
@@ -86,18 +94,30 @@ fn own_pool(url: &str) -> anyhow::Result<Pool> {
     Ok(Pool::builder(manager).max_size(8).build()?)
 }
 
+/// What the sender works with.
+#[derive(Clone)]
+pub struct Tools {
+    pub pool: Pool,
+    pub http: reqwest::Client,
+    pub metrics: Metrics,
+}
+
 /// Takes the lock if free and, while it is held, fans out and sends.
 async fn lead(
     config: &DispatchConfig,
-    pool: &Pool,
-    http: &reqwest::Client,
+    tools: &Tools,
     wake: watch::Receiver<Checkpoint>,
     shutdown: &CancellationToken,
     announced: &mut bool,
 ) -> anyhow::Result<()> {
     let (mut client, conn) = tokio_postgres::connect(&config.database_url, NoTls).await?;
     let conn = tokio::spawn(conn);
-    client.batch_execute("SET application_name = 'tally-projector:webhooks'").await?;
+    // The fan-out's batch and its checkpoint commit together; if Postgres crashes
+    // before the commit is flushed, both roll back and the batch is fanned out again, so
+    // it need not wait for the WAL flush.
+    client
+        .batch_execute("SET application_name = 'tally-projector:webhooks'; SET synchronous_commit = off")
+        .await?;
     let locked: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK]).await?.get(0);
     if !locked {
         if !*announced {
@@ -109,8 +129,8 @@ async fn lead(
     tracing::info!("webhooks: active, this instance dispatches");
     *announced = false;
     let queued = Arc::new(Notify::new());
-    let sender = send::run(pool.clone(), http.clone(), config.clone(), queued.clone());
-    let fanout = fan_out(&mut client, config, wake, &queued);
+    let sender = send::run(tools.clone(), config.clone(), queued.clone());
+    let fanout = fan_out(&mut client, config, wake, &queued, &tools.metrics);
     tokio::select! {
         r = sender => r,
         r = fanout => r,
@@ -124,10 +144,12 @@ async fn fan_out(
     config: &DispatchConfig,
     mut wake: watch::Receiver<Checkpoint>,
     queued: &Notify,
+    metrics: &Metrics,
 ) -> anyhow::Result<()> {
     loop {
         let step = fanout::step(client, BATCH, config.low_stock, Utc::now()).await?;
         if step.queued > 0 {
+            metrics.webhook_queued.inc_by(step.queued);
             queued.notify_one();
         }
         if step.events < BATCH as usize {

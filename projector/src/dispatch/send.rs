@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use super::DispatchConfig;
+use super::{DispatchConfig, Tools};
 
 /// How long one attempt may take.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -58,12 +58,7 @@ impl Resolve for PublicOnly {
 
 /// Runs until cancelled (dropping it aborts the deliveries in flight): starts a task
 /// for every endpoint whose next delivery is due and has none running.
-pub async fn run(
-    pool: Pool,
-    http: reqwest::Client,
-    config: DispatchConfig,
-    queued: Arc<Notify>,
-) -> anyhow::Result<()> {
+pub async fn run(tools: Tools, config: DispatchConfig, queued: Arc<Notify>) -> anyhow::Result<()> {
     let mut running: JoinSet<()> = JoinSet::new();
     let mut busy: HashMap<tokio::task::Id, Uuid> = HashMap::new();
     loop {
@@ -74,7 +69,7 @@ pub async fn run(
             };
             busy.remove(&id);
         }
-        let due = due_endpoints(&pool).await?;
+        let due = due_endpoints(&tools.pool).await?;
         let now = Utc::now();
         let mut next_wake = Duration::from_secs(1);
         for (endpoint, at) in due {
@@ -85,7 +80,7 @@ pub async fn run(
             if busy.values().any(|e| *e == endpoint) {
                 continue;
             }
-            let task = deliver_queue(pool.clone(), http.clone(), config.clone(), endpoint);
+            let task = deliver_queue(tools.clone(), config.clone(), endpoint);
             let handle = running.spawn(task);
             busy.insert(handle.id(), endpoint);
         }
@@ -131,28 +126,22 @@ struct Head {
 const HEADS: i64 = 64;
 
 /// Delivers an endpoint's queue in order while attempts succeed and deliveries are due.
-async fn deliver_queue(pool: Pool, http: reqwest::Client, config: DispatchConfig, endpoint: Uuid) {
-    if let Err(e) = deliver_due(&pool, &http, &config, endpoint).await {
+async fn deliver_queue(tools: Tools, config: DispatchConfig, endpoint: Uuid) {
+    if let Err(e) = deliver_due(&tools, &config, endpoint).await {
         tracing::warn!(%endpoint, error = %e, "webhook delivery bookkeeping failed");
     }
 }
 
 /// No connection is held while a receiver takes its time: a slow endpoint cannot starve
 /// the others of connections.
-async fn deliver_due(
-    pool: &Pool,
-    http: &reqwest::Client,
-    config: &DispatchConfig,
-    endpoint: Uuid,
-) -> anyhow::Result<()> {
+async fn deliver_due(tools: &Tools, config: &DispatchConfig, endpoint: Uuid) -> anyhow::Result<()> {
     loop {
-        let heads = heads(&**pool.get().await?, endpoint).await?;
+        let heads = heads(&**tools.pool.get().await?, endpoint).await?;
         if heads.is_empty() {
             return Ok(());
         }
         for head in heads {
-            if head.next_attempt_at > Utc::now()
-                || !attempt_and_record(pool, http, config, endpoint, head).await?
+            if head.next_attempt_at > Utc::now() || !attempt_and_record(tools, config, endpoint, head).await?
             {
                 return Ok(());
             }
@@ -163,8 +152,7 @@ async fn deliver_due(
 /// One attempt, recorded before the next one starts (so a crash re-sends at most the
 /// delivery in flight); true when the queue may go on at once.
 async fn attempt_and_record(
-    pool: &Pool,
-    http: &reqwest::Client,
+    tools: &Tools,
     config: &DispatchConfig,
     endpoint: Uuid,
     head: Head,
@@ -172,11 +160,11 @@ async fn attempt_and_record(
     let outcome = if !config.allow_private && private_literal(&head.url) {
         Err((None, "refused: the URL names a private, loopback or link-local address".to_owned()))
     } else {
-        attempt(http, &head).await
+        attempt(&tools.http, &head).await
     };
     let now = Utc::now();
     let attempts = head.attempts + 1;
-    let client = pool.get().await?;
+    let client = tools.pool.get().await?;
     match outcome {
         Ok(code) => {
             client
@@ -186,6 +174,7 @@ async fn attempt_and_record(
                     &[&head.id, &attempts, &code, &now],
                 )
                 .await?;
+            tools.metrics.webhook_attempts.with_label_values(&["delivered"]).inc();
             if head.failing_since.is_some() {
                 client
                     .execute("UPDATE webhooks.endpoints SET failing_since = NULL WHERE id = $1", &[&endpoint])
@@ -195,6 +184,7 @@ async fn attempt_and_record(
         }
         Err((code, error)) => {
             let dead = now - head.created_at >= GIVE_UP_AFTER;
+            tools.metrics.webhook_attempts.with_label_values(&[if dead { "dead" } else { "failed" }]).inc();
             let next = now + backoff(attempts, config.retry_cap);
             client
                 .execute(
