@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::loadgen::open_loop;
 use crate::report::Row;
-use crate::scenarios::Bench;
+use crate::scenarios::{connect, Bench};
 
 #[derive(Default)]
 struct Receiver {
@@ -85,6 +85,8 @@ pub async fn webhook_delivery(bench: &Arc<Bench>, rate: f64) -> anyhow::Result<R
     let handle = server.handle();
     tokio::spawn(server);
     bench.api.webhook_endpoint(&url, &["redemption.placed"]).await?;
+    let db = connect(&bench.db_url).await?;
+    dispatcher_caught_up(&db).await?;
 
     let (acks, failures) = orders(bench, rate, bench.duration).await;
     let missing = missing_after(&receiver, &acks, Duration::from_secs(30)).await;
@@ -98,6 +100,7 @@ pub async fn webhook_delivery(bench: &Arc<Bench>, rate: f64) -> anyhow::Result<R
         }
     }
     let p = [50.0, 99.0, 99.9].map(|q| delays.value_at_quantile(q / 100.0) as f64 / 1e3);
+    let stages = stages(&db).await?;
 
     // The outage: 30 s of refusals while orders keep coming for part of it.
     receiver.down.store(true, Ordering::Relaxed);
@@ -119,8 +122,41 @@ pub async fn webhook_delivery(bench: &Arc<Bench>, rate: f64) -> anyhow::Result<R
     .latency(p)
     .met(met)
     .note(format!(
-        "at {rate:.0} commands/s: {} delivered, {missing} missing; a 30 s outage with {} orders during it: {lost} lost",
+        "at {rate:.0} commands/s: {} delivered, {missing} missing; {stages}; a 30 s outage with {} orders during it: {lost} lost",
         acks.len() - missing,
         during.len()
     )))
+}
+
+/// Waits until the dispatcher's checkpoint reaches the store's head (it had the
+/// earlier rows' events to read, with no endpoint to send them to).
+async fn dispatcher_caught_up(db: &tokio_postgres::Client) -> anyhow::Result<()> {
+    for _ in 0..6000 {
+        let head = infra::store::safe_head(db).await?;
+        let r = db.query_one("SELECT tx_id, position FROM webhooks.cursor", &[]).await?;
+        if (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1)) >= (head.tx_id, head.position) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("the webhook dispatcher did not catch up within 5 minutes")
+}
+
+/// Where the time went, from the delivery rows: event recorded → queued by the fan-out,
+/// and queued → delivered (p50 / p99, ms).
+async fn stages(db: &tokio_postgres::Client) -> anyhow::Result<String> {
+    let r = db
+        .query_one(
+            "SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM d.created_at - e.recorded_at) * 1000),
+                    percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM d.delivered_at - d.created_at) * 1000)
+             FROM webhooks.deliveries d JOIN es.events e ON e.event_id = d.event_id
+             WHERE d.status = 'delivered' AND d.attempts = 1",
+            &[],
+        )
+        .await?;
+    let (queued, sent): (Vec<f64>, Vec<f64>) = (r.get(0), r.get(1));
+    Ok(format!(
+        "command started → queued {:.1} / {:.1} ms, queued → delivered {:.1} / {:.1} ms (p50 / p99)",
+        queued[0], queued[1], sent[0], sent[1]
+    ))
 }

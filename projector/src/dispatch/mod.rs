@@ -25,8 +25,9 @@ pub mod send;
 /// The dispatcher's session advisory lock (beside the projections' `0x7a11_70xx`).
 pub const LEADER_LOCK: i64 = 0x7a11_7050;
 const BATCH: i64 = 500;
-/// How often due offer announcements are looked for when no event arrives.
-const IDLE_STEP: Duration = Duration::from_secs(1);
+/// How often the fan-out looks when no event arrives (offer announcements are due by
+/// the clock).
+const IDLE_STEP: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone)]
 pub struct DispatchConfig {
@@ -146,8 +147,9 @@ async fn fan_out(
     queued: &Notify,
     metrics: &Metrics,
 ) -> anyhow::Result<()> {
+    let mut fanout = fanout::Fanout::start(client).await?;
     loop {
-        let step = fanout::step(client, BATCH, config.low_stock, Utc::now()).await?;
+        let step = fanout.step(client, BATCH, config.low_stock, Utc::now()).await?;
         if step.queued > 0 {
             metrics.webhook_queued.inc_by(step.queued);
             queued.notify_one();

@@ -95,15 +95,20 @@ pub async fn run(tools: Tools, config: DispatchConfig, queued: Arc<Notify>) -> a
     }
 }
 
-/// Every enabled endpoint with pending deliveries, with when its oldest is due.
+/// Every enabled endpoint with pending deliveries, with when its oldest is due. (Every
+/// statement here is prepared once per connection: one round trip each.)
 async fn due_endpoints(pool: &Pool) -> anyhow::Result<Vec<(Uuid, DateTime<Utc>)>> {
     let client = pool.get().await?;
     let rows = client
         .query(
-            "SELECT DISTINCT ON (d.endpoint_id) d.endpoint_id, d.next_attempt_at
+            &client
+                .prepare_cached(
+                    "SELECT DISTINCT ON (d.endpoint_id) d.endpoint_id, d.next_attempt_at
              FROM webhooks.deliveries d JOIN webhooks.endpoints e ON e.id = d.endpoint_id
              WHERE d.status = 'pending' AND e.disabled_at IS NULL
              ORDER BY d.endpoint_id, d.id",
+                )
+                .await?,
             &[],
         )
         .await?;
@@ -136,7 +141,7 @@ async fn deliver_queue(tools: Tools, config: DispatchConfig, endpoint: Uuid) {
 /// the others of connections.
 async fn deliver_due(tools: &Tools, config: &DispatchConfig, endpoint: Uuid) -> anyhow::Result<()> {
     loop {
-        let heads = heads(&**tools.pool.get().await?, endpoint).await?;
+        let heads = heads(&tools.pool.get().await?, endpoint).await?;
         if heads.is_empty() {
             return Ok(());
         }
@@ -169,16 +174,17 @@ async fn attempt_and_record(
         Ok(code) => {
             client
                 .execute(
-                    "UPDATE webhooks.deliveries SET status = 'delivered', attempts = $2, last_status_code = $3,
-                         last_error = NULL, last_attempt_at = $4, delivered_at = $4 WHERE id = $1",
+                    &client.prepare_cached("UPDATE webhooks.deliveries SET status = 'delivered', attempts = $2, last_status_code = $3,
+                         last_error = NULL, last_attempt_at = $4, delivered_at = $4 WHERE id = $1").await?,
                     &[&head.id, &attempts, &code, &now],
                 )
                 .await?;
             tools.metrics.webhook_attempts.with_label_values(&["delivered"]).inc();
             if head.failing_since.is_some() {
-                client
-                    .execute("UPDATE webhooks.endpoints SET failing_since = NULL WHERE id = $1", &[&endpoint])
+                let clear = client
+                    .prepare_cached("UPDATE webhooks.endpoints SET failing_since = NULL WHERE id = $1")
                     .await?;
+                client.execute(&clear, &[&endpoint]).await?;
             }
             Ok(true)
         }
@@ -188,9 +194,9 @@ async fn attempt_and_record(
             let next = now + backoff(attempts, config.retry_cap);
             client
                 .execute(
-                    "UPDATE webhooks.deliveries SET status = CASE WHEN $2 THEN 'dead' ELSE 'pending' END,
+                    &client.prepare_cached("UPDATE webhooks.deliveries SET status = CASE WHEN $2 THEN 'dead' ELSE 'pending' END,
                          attempts = $3, last_status_code = $4, last_error = $5, last_attempt_at = $6,
-                         next_attempt_at = $7 WHERE id = $1",
+                         next_attempt_at = $7 WHERE id = $1").await?,
                     &[&head.id, &dead, &attempts, &code, &error, &now, &next],
                 )
                 .await?;
@@ -198,8 +204,12 @@ async fn attempt_and_record(
             let disable = now - failing_since >= GIVE_UP_AFTER;
             client
                 .execute(
-                    "UPDATE webhooks.endpoints SET failing_since = $2,
+                    &client
+                        .prepare_cached(
+                            "UPDATE webhooks.endpoints SET failing_since = $2,
                          disabled_at = CASE WHEN $3 THEN $4 ELSE disabled_at END WHERE id = $1",
+                        )
+                        .await?,
                     &[&endpoint, &failing_since, &disable, &now],
                 )
                 .await?;
@@ -213,14 +223,18 @@ async fn attempt_and_record(
 }
 
 /// The next deliveries of one endpoint's queue, in order.
-async fn heads(client: &tokio_postgres::Client, endpoint: Uuid) -> anyhow::Result<Vec<Head>> {
+async fn heads(client: &deadpool_postgres::Client, endpoint: Uuid) -> anyhow::Result<Vec<Head>> {
     let rows = client
         .query(
-            "SELECT d.id, d.body, d.attempts, d.created_at, d.next_attempt_at, e.url, e.secret,
+            &client
+                .prepare_cached(
+                    "SELECT d.id, d.body, d.attempts, d.created_at, d.next_attempt_at, e.url, e.secret,
                     CASE WHEN e.previous_until > now() THEN e.previous_secret END, e.failing_since
              FROM webhooks.deliveries d JOIN webhooks.endpoints e ON e.id = d.endpoint_id
              WHERE d.endpoint_id = $1 AND d.status = 'pending' AND e.disabled_at IS NULL
              ORDER BY d.id LIMIT $2",
+                )
+                .await?,
             &[&endpoint, &HEADS],
         )
         .await?;

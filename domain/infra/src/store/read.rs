@@ -60,14 +60,19 @@ pub async fn read_all(
     after: Checkpoint,
     limit: i64,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let sql = format!(
+    let rows = client.query(&read_all_sql(), &[&after.tx_id.to_string(), &after.position, &limit]).await?;
+    Ok(rows.iter().map(recorded).collect())
+}
+
+/// The statement of [`read_all`] (parameters: the checkpoint's `tx_id` as text, its
+/// position, the limit; rows for [`recorded`]), for a reader that prepares it once.
+pub fn read_all_sql() -> String {
+    format!(
         "SELECT {EVENT_COLUMNS} FROM es.events \
          WHERE (tx_id, position) > ($1::text::xid8, $2) \
            AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
          ORDER BY tx_id, position LIMIT $3"
-    );
-    let rows = client.query(&sql, &[&after.tx_id.to_string(), &after.position, &limit]).await?;
-    Ok(rows.iter().map(recorded).collect())
+    )
 }
 
 /// The checkpoint of the newest event readers can see now (the head for lag figures).
