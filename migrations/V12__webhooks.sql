@@ -15,6 +15,9 @@ CREATE TABLE webhooks.endpoints (
     previous_until  timestamptz,
     created_by      uuid,
     created_at      timestamptz NOT NULL,
+    -- The store's safe head when it was created: it gets the events committed after.
+    after_tx_id     bigint NOT NULL DEFAULT 0,
+    after_position  bigint NOT NULL DEFAULT 0,
     -- Set on the first failed attempt after a success; 24 h later the endpoint is disabled.
     failing_since   timestamptz,
     disabled_at     timestamptz

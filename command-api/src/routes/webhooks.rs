@@ -62,11 +62,24 @@ struct CreateEndpoint {
 impl Command for CreateEndpoint {
     async fn execute(&self, uow: &mut UnitOfWork<'_>, ctx: &Context) -> Result<Reply, ApiError> {
         let secret = new_secret();
+        // It hears of what is committed from now on, not of the history before it.
+        let after = infra::store::safe_head(uow.tx()).await?;
         uow.tx()
             .execute(
-                "INSERT INTO webhooks.endpoints (id, url, event_types, description, secret, created_by, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[&self.id, &self.url, &self.event_types, &self.description, &secret, &ctx.actor.user_id, &ctx.now],
+                "INSERT INTO webhooks.endpoints
+                     (id, url, event_types, description, secret, created_by, created_at, after_tx_id, after_position)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &[
+                    &self.id,
+                    &self.url,
+                    &self.event_types,
+                    &self.description,
+                    &secret,
+                    &ctx.actor.user_id,
+                    &ctx.now,
+                    &(after.tx_id as i64),
+                    &after.position,
+                ],
             )
             .await?;
         Ok(Reply::new(

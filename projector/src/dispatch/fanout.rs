@@ -23,11 +23,15 @@ pub struct Outgoing {
     pub position: i64,
     pub created_at: DateTime<Utc>,
     pub data: Value,
+    /// The event it comes from (`None` for the offer announcements the clock makes):
+    /// an endpoint hears only of events committed after it was created.
+    pub source: Option<Checkpoint>,
 }
 
 impl Outgoing {
     fn of(e: &RecordedEvent, event_type: &'static str, data: Value) -> Self {
-        Outgoing { id: e.event_id, event_type, position: e.position, created_at: e.recorded_at, data }
+        let source = Some(Checkpoint::of(e));
+        Outgoing { id: e.event_id, event_type, position: e.position, created_at: e.recorded_at, data, source }
     }
 
     /// The body every attempt sends.
@@ -105,7 +109,10 @@ impl Fanout {
                 .await?,
             started: client.prepare("UPDATE webhooks.offer_schedule SET started = true WHERE offer_id = $1").await?,
             endpoints: client
-                .prepare("SELECT id, event_types FROM webhooks.endpoints WHERE disabled_at IS NULL ORDER BY id")
+                .prepare(
+                    "SELECT id, event_types, after_tx_id, after_position FROM webhooks.endpoints
+                     WHERE disabled_at IS NULL ORDER BY id",
+                )
                 .await?,
             queue: client
                 .prepare(
@@ -229,6 +236,7 @@ impl Fanout {
                     position,
                     created_at: starts_at,
                     data: about.clone(),
+                    source: None,
                 });
             }
             if ends_at <= now {
@@ -236,7 +244,14 @@ impl Fanout {
                 data["ended_at"] = json!(ends_at);
                 data["reason"] = json!("ended");
                 let id = derived_id(offer_id, "offer.ended");
-                out.push(Outgoing { id, event_type: "offer.ended", position, created_at: ends_at, data });
+                out.push(Outgoing {
+                    id,
+                    event_type: "offer.ended",
+                    position,
+                    created_at: ends_at,
+                    data,
+                    source: None,
+                });
                 tx.execute(&self.s.unschedule, &[&offer_id]).await?;
             } else {
                 tx.execute(&self.s.started, &[&offer_id]).await?;
@@ -255,14 +270,21 @@ impl Fanout {
         if out.is_empty() {
             return Ok(0);
         }
-        let endpoints: Vec<(Uuid, Vec<String>)> =
-            tx.query(&self.s.endpoints, &[]).await?.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+        let endpoints: Vec<(Uuid, Vec<String>, Checkpoint)> = tx
+            .query(&self.s.endpoints, &[])
+            .await?
+            .into_iter()
+            .map(|r| {
+                (r.get(0), r.get(1), Checkpoint { tx_id: r.get::<_, i64>(2) as u64, position: r.get(3) })
+            })
+            .collect();
         let (mut endpoint_ids, mut event_ids, mut types, mut positions, mut bodies) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for o in out {
             let body = o.body();
-            for (endpoint, subscribed) in &endpoints {
-                if subscribed.iter().any(|t| t == o.event_type) {
+            for (endpoint, subscribed, after) in &endpoints {
+                let news = o.source.is_none_or(|source| source > *after);
+                if news && subscribed.iter().any(|t| t == o.event_type) {
                     endpoint_ids.push(*endpoint);
                     event_ids.push(o.id);
                     types.push(o.event_type);

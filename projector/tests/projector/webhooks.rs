@@ -1,5 +1,6 @@
 //! The webhook dispatcher as a real process: killed with SIGKILL in the middle of a
-//! delivery, it re-sends at most that one delivery when it comes back.
+//! delivery, its hot standby (a second `projector run`) takes over and re-sends at most
+//! that one delivery.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use serde_json::json;
 use crate::support::*;
 
 #[tokio::test]
-async fn kill_9_mid_delivery_duplicates_at_most_the_delivery_in_flight() {
+async fn kill_9_mid_delivery_hands_over_to_the_standby_and_duplicates_at_most_the_delivery_in_flight() {
     let app = spawn_app_with(&[("TALLY_WEBHOOK_ALLOW_PRIVATE", "true")]).await;
     let redis = TestRedis::start().await.expect("redis");
     // Each request is held for a while: there is nearly always one in flight.
@@ -35,12 +36,14 @@ async fn kill_9_mid_delivery_duplicates_at_most_the_delivery_in_flight() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // A second instance waits as a standby; then the active one dies mid-delivery.
+    let mut standby = spawn_projector_with(&app.db.url, &redis.url, free_port(), &env);
+    tokio::time::sleep(Duration::from_millis(300)).await;
     projector.kill().expect("SIGKILL");
     projector.wait().expect("reaped");
     let before = receiver.received().len();
     assert!((4..16).contains(&before), "killed mid-stream, after {before} requests");
-
-    let mut projector = spawn_projector_with(&app.db.url, &redis.url, free_port(), &env);
+    let projector = &mut standby;
     let got = receiver.wait_for(Duration::from_secs(60), |got| {
         got.iter().map(|r| r.id.as_str()).collect::<std::collections::HashSet<_>>().len() == 16
     });

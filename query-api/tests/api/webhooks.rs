@@ -233,8 +233,10 @@ async fn an_outage_of_30_seconds_loses_nothing_keeps_order_and_delays_no_one_els
 async fn replay_resends_from_a_position_and_a_rotated_secret_signs_beside_the_old_one() {
     let s = stack().await;
     let receiver = Receiver::start(Mode::Accept).await;
-    let (id, old_secret) = subscribe(&s, &receiver.url, &["purchase.paid"]).await;
+    // Paid before the endpoint exists: it never hears of this one.
     let package = s.cmd.package(100).await;
+    paid_customer(&s, &package).await;
+    let (id, old_secret) = subscribe(&s, &receiver.url, &["purchase.paid"]).await;
     for _ in 0..5 {
         paid_customer(&s, &package).await;
     }
