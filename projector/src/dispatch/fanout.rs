@@ -43,10 +43,12 @@ impl Outgoing {
 }
 
 /// What one step did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Step {
     pub events: usize,
     pub queued: u64,
+    /// The endpoints it queued deliveries for.
+    pub endpoints: Vec<Uuid>,
 }
 
 /// How often the offer schedule is looked at: announcements are due by the clock.
@@ -165,7 +167,7 @@ impl Fanout {
         if announce {
             self.announce(&tx, now, &mut out).await?;
         }
-        let queued = self.enqueue(&tx, &out, now).await?;
+        let (queued, endpoints) = self.enqueue(&tx, &out, now).await?;
         let last = events.last().map(Checkpoint::of);
         if let Some(last) = last {
             tx.execute(&self.s.move_cursor, &[&(last.tx_id as i64), &last.position]).await?;
@@ -177,7 +179,7 @@ impl Fanout {
         if announce {
             self.announced_at = Some(std::time::Instant::now());
         }
-        Ok(Step { events: events.len(), queued })
+        Ok(Step { events: events.len(), queued, endpoints })
     }
 
     async fn origins(&self, tx: &Transaction<'_>, events: &[RecordedEvent]) -> anyhow::Result<Origins> {
@@ -266,9 +268,9 @@ impl Fanout {
         tx: &Transaction<'_>,
         out: &[Outgoing],
         now: DateTime<Utc>,
-    ) -> anyhow::Result<u64> {
+    ) -> anyhow::Result<(u64, Vec<Uuid>)> {
         if out.is_empty() {
-            return Ok(0);
+            return Ok((0, Vec::new()));
         }
         let endpoints: Vec<(Uuid, Vec<String>, Checkpoint)> = tx
             .query(&self.s.endpoints, &[])
@@ -294,9 +296,14 @@ impl Fanout {
             }
         }
         if endpoint_ids.is_empty() {
-            return Ok(0);
+            return Ok((0, Vec::new()));
         }
-        Ok(tx.execute(&self.s.queue, &[&endpoint_ids, &event_ids, &types, &positions, &bodies, &now]).await?)
+        let queued = tx
+            .execute(&self.s.queue, &[&endpoint_ids, &event_ids, &types, &positions, &bodies, &now])
+            .await?;
+        endpoint_ids.sort_unstable();
+        endpoint_ids.dedup();
+        Ok((queued, endpoint_ids))
     }
 }
 

@@ -5,12 +5,11 @@
 //! a task of its own ([`send`]). Neither touches the read models' checkpoints, so a
 //! slow or dead receiver never delays them.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use deadpool_postgres::Pool;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch};
 use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
 
@@ -129,8 +128,8 @@ async fn lead(
     }
     tracing::info!("webhooks: active, this instance dispatches");
     *announced = false;
-    let queued = Arc::new(Notify::new());
-    let sender = send::run(tools.clone(), config.clone(), queued.clone());
+    let (queued, news) = mpsc::unbounded_channel();
+    let sender = send::run(tools.clone(), config.clone(), news);
     let fanout = fan_out(&mut client, config, wake, &queued, &tools.metrics);
     tokio::select! {
         r = sender => r,
@@ -144,7 +143,7 @@ async fn fan_out(
     client: &mut tokio_postgres::Client,
     config: &DispatchConfig,
     mut wake: watch::Receiver<Checkpoint>,
-    queued: &Notify,
+    queued: &mpsc::UnboundedSender<Vec<uuid::Uuid>>,
     metrics: &Metrics,
 ) -> anyhow::Result<()> {
     let mut fanout = fanout::Fanout::start(client).await?;
@@ -152,7 +151,8 @@ async fn fan_out(
         let step = fanout.step(client, BATCH, config.low_stock, Utc::now()).await?;
         if step.queued > 0 {
             metrics.webhook_queued.inc_by(step.queued);
-            queued.notify_one();
+            // The sender is gone only when this task is being dropped too.
+            let _ = queued.send(step.endpoints);
         }
         if step.events < BATCH as usize {
             tokio::select! {

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use rand::Rng;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -56,41 +57,88 @@ impl Resolve for PublicOnly {
     }
 }
 
-/// Runs until cancelled (dropping it aborts the deliveries in flight): starts a task
-/// for every endpoint whose next delivery is due and has none running.
-pub async fn run(tools: Tools, config: DispatchConfig, queued: Arc<Notify>) -> anyhow::Result<()> {
-    let mut running: JoinSet<()> = JoinSet::new();
-    let mut busy: HashMap<tokio::task::Id, Uuid> = HashMap::new();
+/// An endpoint's worker, as the sender sees it.
+struct Slot {
+    wake: Notify,
+    /// Set with every wake-up; the worker clears it before it reads its queue, so a
+    /// wake-up that comes as it gives up is not lost (the sender starts it again).
+    woken: AtomicBool,
+}
+
+impl Slot {
+    fn wake(&self) {
+        self.woken.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+}
+
+/// How long an idle worker waits for news before it ends.
+const IDLE: Duration = Duration::from_secs(1);
+
+/// Runs until cancelled (dropping it aborts the deliveries in flight). Each endpoint
+/// with work has a worker of its own, woken by the fan-out for its endpoint (`news`)
+/// and by a scan every second for retries that fall due and for what another instance
+/// queued.
+pub async fn run(
+    tools: Tools,
+    config: DispatchConfig,
+    mut news: mpsc::UnboundedReceiver<Vec<Uuid>>,
+) -> anyhow::Result<()> {
+    let mut slots: HashMap<Uuid, Arc<Slot>> = HashMap::new();
+    let mut workers: JoinSet<Uuid> = JoinSet::new();
+    let mut scan = tokio::time::interval(Duration::from_secs(1));
+    scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let wake = |endpoint: Uuid, slots: &mut HashMap<Uuid, Arc<Slot>>, workers: &mut JoinSet<Uuid>| {
+        let slot = slots.entry(endpoint).or_insert_with(|| {
+            let slot = Arc::new(Slot { wake: Notify::new(), woken: AtomicBool::new(false) });
+            workers.spawn(worker(tools.clone(), config.clone(), endpoint, slot.clone()));
+            slot
+        });
+        slot.wake();
+    };
     loop {
-        while let Some(done) = running.try_join_next_with_id() {
-            let id = match done {
-                Ok((id, ())) => id,
-                Err(e) => e.id(),
-            };
-            busy.remove(&id);
+        tokio::select! {
+            Some(endpoints) = news.recv() => {
+                for endpoint in endpoints {
+                    wake(endpoint, &mut slots, &mut workers);
+                }
+            }
+            _ = scan.tick() => {
+                let now = Utc::now();
+                for (endpoint, at) in due_endpoints(&tools.pool).await? {
+                    if at <= now {
+                        wake(endpoint, &mut slots, &mut workers);
+                    }
+                }
+            }
+            Some(done) = workers.join_next() => {
+                let Ok(endpoint) = done else { continue };
+                if let Some(slot) = slots.remove(&endpoint) {
+                    if slot.woken.load(Ordering::SeqCst) {
+                        wake(endpoint, &mut slots, &mut workers);
+                    }
+                }
+            }
         }
-        let due = due_endpoints(&tools.pool).await?;
-        let now = Utc::now();
-        let mut next_wake = Duration::from_secs(1);
-        for (endpoint, at) in due {
-            if at > now {
-                next_wake = next_wake.min((at - now).to_std().unwrap_or_default());
-                continue;
+    }
+}
+
+/// Delivers one endpoint's queue; waits for news while it is idle, and ends after a
+/// second without any, or when the head of its queue must wait for a retry.
+async fn worker(tools: Tools, config: DispatchConfig, endpoint: Uuid, slot: Arc<Slot>) -> Uuid {
+    loop {
+        slot.woken.store(false, Ordering::SeqCst);
+        match deliver_due(&tools, &config, endpoint, &slot).await {
+            Ok(true) => {}
+            Ok(false) => return endpoint,
+            Err(e) => {
+                tracing::warn!(%endpoint, error = %e, "webhook delivery bookkeeping failed");
+                return endpoint;
             }
-            if busy.values().any(|e| *e == endpoint) {
-                continue;
-            }
-            let task = deliver_queue(tools.clone(), config.clone(), endpoint);
-            let handle = running.spawn(task);
-            busy.insert(handle.id(), endpoint);
         }
         tokio::select! {
-            _ = queued.notified() => {}
-            _ = tokio::time::sleep(next_wake) => {}
-            Some(done) = running.join_next_with_id() => {
-                let id = match done { Ok((id, ())) => id, Err(e) => e.id() };
-                busy.remove(&id);
-            }
+            _ = slot.wake.notified() => {}
+            _ = tokio::time::sleep(IDLE) => return endpoint,
         }
     }
 }
@@ -130,26 +178,31 @@ struct Head {
 /// Deliveries read per round trip.
 const HEADS: i64 = 64;
 
-/// Delivers an endpoint's queue in order while attempts succeed and deliveries are due.
-async fn deliver_queue(tools: Tools, config: DispatchConfig, endpoint: Uuid) {
-    if let Err(e) = deliver_due(&tools, &config, endpoint).await {
-        tracing::warn!(%endpoint, error = %e, "webhook delivery bookkeeping failed");
-    }
-}
-
 /// No connection is held while a receiver takes its time: a slow endpoint cannot starve
 /// the others of connections.
-async fn deliver_due(tools: &Tools, config: &DispatchConfig, endpoint: Uuid) -> anyhow::Result<()> {
+/// Delivers the queue in order while attempts succeed and deliveries are due: true
+/// when it is empty, false when its head waits for a retry. A short read with no news
+/// since means the queue is empty, so an idle endpoint costs no extra round trip.
+async fn deliver_due(
+    tools: &Tools,
+    config: &DispatchConfig,
+    endpoint: Uuid,
+    slot: &Slot,
+) -> anyhow::Result<bool> {
     loop {
         let heads = heads(&tools.pool.get().await?, endpoint).await?;
+        let short = heads.len() < HEADS as usize;
         if heads.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         for head in heads {
             if head.next_attempt_at > Utc::now() || !attempt_and_record(tools, config, endpoint, head).await?
             {
-                return Ok(());
+                return Ok(false);
             }
+        }
+        if short && !slot.woken.load(Ordering::SeqCst) {
+            return Ok(true);
         }
     }
 }
