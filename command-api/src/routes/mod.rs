@@ -44,7 +44,9 @@ infra::api_routes! {
     get "/docs" => infra::http::openapi::serve_docs;
         doc("This document, for people (works offline)", Public).text("text/html");
     post "/v1/auth/register" => auth::register;
-        doc("Register a customer", Public).body::<auth::Registration>().reply(201, ack(&[("user_id", "uuid")])).problems(&["conflict"]);
+        doc("Register a customer (signed in at once)", Public).body::<auth::Registration>()
+            .reply(201, ack(&[("user_id", "uuid"), ("token", "string"), ("expires_at", "time"), ("refresh_token", "string")]))
+            .problems(&["conflict"]);
     post "/v1/auth/login" => auth::login;
         doc("Log in: an access token and a refresh token", Public).body::<auth::Login>().reply(200, session()).problems(&["unauthenticated"]);
     post "/v1/auth/refresh" => auth::refresh;
