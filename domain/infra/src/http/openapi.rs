@@ -239,18 +239,32 @@ pub async fn serve_docs() -> HttpResponse {
     HttpResponse::Ok().content_type("text/html; charset=utf-8").body(include_str!("docs.html"))
 }
 
-/// The operations of `ops` a document lacks, as `METHOD path` (empty: it has them all).
-pub fn missing(doc: &Value, ops: &[Op]) -> Vec<String> {
-    ops.iter()
-        .filter(|op| doc["paths"][op.path][op.method].get("responses").is_none())
-        .map(|op| format!("{} {}", op.method.to_uppercase(), op.path))
-        .collect()
+/// What keeps a served document from describing exactly the service's routes (empty:
+/// nothing): routes registered outside the table in the crate's sources (`src_dir`),
+/// operations of the table the document lacks, and operations it has that the table
+/// does not.
+pub fn gaps(doc: &Value, ops: &[Op], src_dir: &std::path::Path) -> Vec<String> {
+    let mut gaps: Vec<String> = routes_outside_the_table(src_dir)
+        .into_iter()
+        .map(|r| format!("registered outside the table: {r}"))
+        .collect();
+    gaps.extend(
+        ops.iter()
+            .filter(|op| doc["paths"][op.path][op.method].get("responses").is_none())
+            .map(|op| format!("undocumented: {} {}", op.method.to_uppercase(), op.path)),
+    );
+    let documented: usize =
+        doc["paths"].as_object().map_or(0, |p| p.values().filter_map(Value::as_object).map(Map::len).sum());
+    if documented != ops.len() {
+        gaps.push(format!("the document has {documented} operations, the table {}", ops.len()));
+    }
+    gaps
 }
 
 /// Source files of a crate that register routes outside [`crate::api_routes!`]: every
 /// route must go through the table, or the document would not know it. (`testkit`
 /// folders, test support that serves no API, are skipped.)
-pub fn routes_outside_the_table(src_dir: &std::path::Path) -> Vec<String> {
+fn routes_outside_the_table(src_dir: &std::path::Path) -> Vec<String> {
     let mut found = Vec::new();
     let mut dirs = vec![src_dir.to_path_buf()];
     while let Some(dir) = dirs.pop() {
@@ -475,4 +489,54 @@ macro_rules! api_route {
                 .route(actix_web::web::$method().to($handler)),
         );
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_route_outside_the_table_and_an_undocumented_one_are_gaps() {
+        let dir = std::env::temp_dir().join(format!("tally-openapi-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("testkit")).unwrap();
+        std::fs::write(
+            dir.join("startup.rs"),
+            "// cfg.route(\"/in-a-comment\")\ncfg.route(\"/x\", get());\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("testkit/mod.rs"), "App::new().default_service(web::to(f));\n").unwrap();
+        let ops = vec![doc("A", Access::Public).at("get", "/a"), doc("B", Access::Admin).at("post", "/b")];
+        let document = render("t", "d", &ops[..1]);
+        let found = gaps(&document, &ops, &dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(
+            found[0].starts_with("registered outside the table:")
+                && found[0].ends_with("cfg.route(\"/x\", get());")
+        );
+        assert_eq!(found[1], "undocumented: POST /b");
+        assert!(gaps(&render("t", "d", &ops), &ops, std::path::Path::new("/nonexistent")).is_empty());
+    }
+
+    #[test]
+    fn an_operation_lists_the_problems_its_shape_implies() {
+        let op = doc("x", Access::Admin)
+            .body::<String>()
+            .at("post", "/v1/things/{id}")
+            .problems(&["invalid_state"]);
+        let codes = op.codes();
+        for code in [
+            "malformed_request",
+            "validation_failed",
+            "not_found",
+            "unauthenticated",
+            "forbidden",
+            "invalid_state",
+            "idempotency_key_reused",
+        ] {
+            assert!(codes.contains(&code), "{code} in {codes:?}");
+        }
+        let public = doc("y", Access::Public).at("get", "/v1/things").codes();
+        assert!(!public.contains(&"unauthenticated") && !public.contains(&"not_found"), "{public:?}");
+    }
 }
