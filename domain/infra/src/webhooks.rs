@@ -153,11 +153,15 @@ pub async fn check_target(raw: &str, allow_private: bool) -> Result<url::Url, Ta
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let addrs: Vec<IpAddr> = match bare.parse::<IpAddr>() {
         Ok(ip) => vec![ip],
-        Err(_) => tokio::net::lookup_host((bare, port))
-            .await
-            .map_err(|_| TargetError::Unresolved(host.clone()))?
-            .map(|a| a.ip())
-            .collect(),
+        // A resolver that never answers must not hold the admin's request for long.
+        Err(_) => {
+            tokio::time::timeout(std::time::Duration::from_secs(5), tokio::net::lookup_host((bare, port)))
+                .await
+                .map_err(|_| TargetError::Unresolved(host.clone()))?
+                .map_err(|_| TargetError::Unresolved(host.clone()))?
+                .map(|a| a.ip())
+                .collect()
+        }
     };
     if addrs.is_empty() {
         return Err(TargetError::Unresolved(host));
