@@ -13,11 +13,11 @@ use infra::uow::UnitOfWork;
 use infra::webhooks::{self, PUBLIC_TYPES, ROTATION_OVERLAP};
 use rand::RngCore;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::catalog::admin_run;
-use crate::pipeline::{Command, Context, Reply};
+use crate::pipeline::{self, Command, Context, Reply};
 use crate::state::AppState;
 
 const MAX_DESCRIPTION_CHARS: usize = 500;
@@ -85,7 +85,7 @@ impl Command for CreateEndpoint {
         Ok(Reply::new(
             StatusCode::CREATED,
             json!({
-                "id": self.id, "secret": secret, "url": self.url, "event_types": self.event_types,
+                "id": self.id, "url": self.url, "event_types": self.event_types,
                 "description": self.description, "created_at": ctx.now, "enabled": true,
             }),
         ))
@@ -111,7 +111,37 @@ pub async fn create(
         .await
         .map_err(|e| ApiError::Validation(e.to_string()))?;
     let command = CreateEndpoint { id: Uuid::new_v4(), url: url.to_string(), event_types, description };
-    admin_run(&req, &state, &caller, "CreateWebhookEndpoint", &input.raw, &command).await
+    with_secret(&req, &state, &caller, "CreateWebhookEndpoint", &input.raw, &command).await
+}
+
+/// Runs an admin command whose answer shows the endpoint's secret. The secret is added
+/// after the command, from the endpoint itself, so it is never kept in the idempotency
+/// record: a replayed request shows the endpoint's current secret.
+async fn with_secret(
+    req: &HttpRequest,
+    state: &AppState,
+    caller: &Caller,
+    name: &'static str,
+    raw: &[u8],
+    command: &impl Command,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Admin)?;
+    let idempotency = pipeline::idempotency_key(req, caller.0.sub.to_string(), raw)?;
+    let ctx = Context::for_caller(req, name, caller, Role::Admin);
+    let (status, mut body, replayed) = pipeline::execute(state, ctx, idempotency, command).await?;
+    let id = body.get("id").and_then(Value::as_str).and_then(|id| Uuid::parse_str(id).ok());
+    let client = state.pool.get().await?;
+    let secret: Option<String> = match id {
+        Some(id) => client
+            .query_opt("SELECT secret FROM webhooks.endpoints WHERE id = $1", &[&id])
+            .await?
+            .map(|r| r.get(0)),
+        None => None,
+    };
+    // Deleted since (a replay): there is no secret to show.
+    let secret = secret.ok_or_else(|| not_found())?;
+    body.insert("secret".into(), secret.into());
+    Ok(pipeline::render(&status, body, replayed))
 }
 
 fn endpoint_id(raw: &str) -> Result<Uuid, ApiError> {
@@ -162,10 +192,7 @@ impl Command for RotateSecret {
         if rotated == 0 {
             return Err(not_found());
         }
-        Ok(Reply::new(
-            StatusCode::OK,
-            json!({ "id": self.0, "secret": secret, "previous_secret_expires_at": until }),
-        ))
+        Ok(Reply::new(StatusCode::OK, json!({ "id": self.0, "previous_secret_expires_at": until })))
     }
 }
 
@@ -177,7 +204,7 @@ pub async fn rotate_secret(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
     let command = RotateSecret(endpoint_id(&path)?);
-    admin_run(&req, &state, &caller, "RotateWebhookSecret", b"", &command).await
+    with_secret(&req, &state, &caller, "RotateWebhookSecret", b"", &command).await
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

@@ -1,5 +1,6 @@
 //! Webhook endpoint commands are idempotent like every command, and a secret is shown
-//! only in the answer that created (or rotated) it.
+//! only in the answers to the request that created (or rotated) it, never stored with
+//! those answers.
 
 use serde_json::{json, Value};
 
