@@ -139,7 +139,7 @@ async fn with_secret(
         None => None,
     };
     // Deleted since (a replay): there is no secret to show.
-    let secret = secret.ok_or_else(|| not_found())?;
+    let secret = secret.ok_or_else(not_found)?;
     body.insert("secret".into(), secret.into());
     Ok(pipeline::render(&status, body, replayed))
 }
