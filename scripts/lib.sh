@@ -124,7 +124,9 @@ tally_python_tools() {
     command -v python3 >/dev/null || apt_install python3 python3-venv
     python3 -m venv "$venv" >/dev/null 2>&1 || { apt_install python3-venv && python3 -m venv "$venv"; }
     log "installing the Python checkers (rfc8785, openapi-spec-validator, schemathesis) into $venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check rfc8785 openapi-spec-validator schemathesis >&2
+    # Pinned: the versions these checks were written and run against.
+    "$venv/bin/pip" install -q --disable-pip-version-check \
+      rfc8785==0.1.4 openapi-spec-validator==0.9.0 schemathesis==4.32.5 >&2
   fi
   echo "$venv/bin/python"
 }

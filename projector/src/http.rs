@@ -83,10 +83,7 @@ pub fn track_lag(tasks: &TaskTracker, pool: Pool, metrics: Metrics, shutdown: Ca
                 if let Ok(statuses) = status::status(&**client).await {
                     for s in statuses {
                         metrics.lag_events.with_label_values(&[&s.projection]).set(s.lag_events);
-                        metrics
-                            .lag_ms
-                            .with_label_values(&[&s.projection])
-                            .set((s.lag_seconds * 1000.0) as i64);
+                        metrics.lag_seconds.with_label_values(&[&s.projection]).set(s.lag_seconds);
                     }
                 }
             }

@@ -1,14 +1,16 @@
 //! The projector's Prometheus series, served on `/metrics`.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
     /// Events committed but not yet applied, per projection.
     pub lag_events: IntGaugeVec,
-    /// Age of the oldest event not yet applied, in milliseconds.
-    pub lag_ms: IntGaugeVec,
+    /// Age of the oldest event not yet applied, in seconds (Prometheus's base unit).
+    pub lag_seconds: GaugeVec,
     /// 1 while this instance holds the projection's lock, 0 as a standby.
     pub active: IntGaugeVec,
     pub events: IntCounterVec,
@@ -30,7 +32,11 @@ impl Metrics {
         };
         let m = Metrics {
             lag_events: by_projection("tally_projection_lag_events", "Events not yet applied"),
-            lag_ms: by_projection("tally_projection_lag_milliseconds", "Age of the oldest unapplied event"),
+            lag_seconds: GaugeVec::new(
+                Opts::new("tally_projection_lag_seconds", "Age of the oldest unapplied event"),
+                &["projection"],
+            )
+            .expect("valid metric"),
             active: by_projection("tally_projection_active", "1 when this instance applies the projection"),
             events: IntCounterVec::new(
                 Opts::new("tally_projection_events_total", "Events applied"),
@@ -72,7 +78,7 @@ impl Metrics {
     fn register(&self) {
         let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
             Box::new(self.lag_events.clone()),
-            Box::new(self.lag_ms.clone()),
+            Box::new(self.lag_seconds.clone()),
             Box::new(self.active.clone()),
             Box::new(self.events.clone()),
             Box::new(self.batch_size.clone()),

@@ -38,7 +38,9 @@ impl Command for ChangeProfile {
         let changed = uow
             .tx()
             .execute(
-                "UPDATE users SET name = COALESCE($2, name), email = COALESCE($3, email) WHERE id = $1",
+                // Never on an erased user: that would put personal data back.
+                "UPDATE users SET name = COALESCE($2, name), email = COALESCE($3, email)
+                 WHERE id = $1 AND erased_at IS NULL",
                 &[&self.user, &self.name, &self.email],
             )
             .await
@@ -114,7 +116,12 @@ pub async fn change_password(
     }
     let client = state.pool.get().await?;
     let row = client
-        .query_opt("SELECT email, password_hash FROM users WHERE id = $1", &[&caller.0.sub])
+        // An erased user's access token still verifies until it expires; they have no
+        // password any more (it was NULL here once, and panicked a handler: schemathesis).
+        .query_opt(
+            "SELECT email, password_hash FROM users WHERE id = $1 AND erased_at IS NULL",
+            &[&caller.0.sub],
+        )
         .await?
         .ok_or_else(|| ApiError::NotFound("no such user".into()))?;
     drop(client);

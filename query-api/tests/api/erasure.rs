@@ -74,6 +74,21 @@ async fn an_erased_customer_leaves_no_email_behind_and_history_stays() {
     assert_eq!(again.status(), 204, "erasing twice changes nothing");
     let login = json!({ "email": email, "password": "password123" });
     assert_eq!(post("/v1/auth/login", None, login, None).await.expect("login").status(), 401);
+    // The access token still verifies until it expires, but there is no one to change:
+    // no password to check (once a 500), no profile to write personal data back into.
+    let change = json!({ "current_password": "password123", "new_password": "another-password" });
+    let res = http
+        .post(format!("{base}/v1/me/password"))
+        .bearer_auth(&token)
+        .json(&change)
+        .send()
+        .await
+        .expect("pw");
+    assert_eq!(res.status(), 404);
+    let rename = json!({ "name": "Back Again", "email": email });
+    let res =
+        http.patch(format!("{base}/v1/me")).bearer_auth(&token).json(&rename).send().await.expect("patch");
+    assert_eq!(res.status(), 404);
     let at = s.head().await;
     assert_eq!(s.get("/v1/me", Some(&token), &[]).await.status(), 404);
     let staff = s.read(&format!("/v1/users/{user}"), &s.cmd.admin, &at).await;
