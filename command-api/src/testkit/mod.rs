@@ -271,6 +271,6 @@ pub fn account_stream(id: &str) -> String {
 mod receiver;
 mod workload;
 
-pub use receiver::{Mode, Received, Receiver};
+pub use receiver::{feed_order, Mode, Received, Receiver};
 
 pub use workload::{offer_body, Workload};

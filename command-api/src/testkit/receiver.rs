@@ -138,3 +138,17 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<
         HttpResponse::InternalServerError().finish()
     }
 }
+
+/// Where each received event stands in the store's global feed, `(tx_id, position)`,
+/// in the order the requests arrived: sorted when delivery kept the feed's order
+/// (`position` alone is not monotonic across concurrent commits).
+pub async fn feed_order(db: &tokio_postgres::Client, got: &[Received]) -> Vec<(u64, i64)> {
+    let ids: Vec<uuid::Uuid> = got.iter().filter_map(|r| uuid::Uuid::parse_str(&r.id).ok()).collect();
+    let rows = db
+        .query("SELECT event_id, tx_id::text, position FROM es.events WHERE event_id = ANY($1)", &[&ids])
+        .await
+        .expect("the received events in the store");
+    let place: std::collections::HashMap<uuid::Uuid, (u64, i64)> =
+        rows.iter().map(|r| (r.get(0), (r.get::<_, &str>(1).parse().expect("xid"), r.get(2)))).collect();
+    ids.iter().map(|id| place[id]).collect()
+}
