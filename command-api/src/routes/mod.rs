@@ -39,10 +39,6 @@ infra::api_routes! {
         doc("Readiness: Postgres reachable and migrated (503 otherwise)", Public).reply(200, object(&[("status", "string")]));
     get "/metrics" => health::metrics;
         doc("Prometheus metrics", Public).text("text/plain; version=0.0.4");
-    get "/openapi.json" => infra::http::openapi::serve_json;
-        doc("This document", Public).reply(200, object(&[("openapi", "string")]));
-    get "/docs" => infra::http::openapi::serve_docs;
-        doc("This document, for people (works offline)", Public).text("text/html");
     post "/v1/auth/register" => auth::register;
         doc("Register a customer (signed in at once)", Public).body::<auth::Registration>()
             .reply(201, ack(&[("user_id", "uuid"), ("token", "string"), ("expires_at", "time"), ("refresh_token", "string")]))

@@ -30,10 +30,6 @@ infra::api_routes! {
         doc("Readiness: Postgres, Redis and projection lag (503 when not ready)", Public).reply(200, object(&[("status", "string")]));
     get "/metrics" => health::metrics;
         doc("Prometheus metrics", Public).text("text/plain; version=0.0.4");
-    get "/openapi.json" => infra::http::openapi::serve_json;
-        doc("This document", Public).reply(200, object(&[("openapi", "string")]));
-    get "/docs" => infra::http::openapi::serve_docs;
-        doc("This document, for people (works offline)", Public).text("text/html");
     get "/v1/me" => users::me;
         doc("One's own profile", SignedIn).reply_type::<users::Profile>(200);
     get "/v1/me/export" => export::export;

@@ -230,6 +230,16 @@ impl Document {
     }
 }
 
+/// The routes every table gets: the document, for machines and for people.
+pub fn document_routes() -> Vec<Op> {
+    vec![
+        doc("This document", Access::Public)
+            .reply(200, object(&[("openapi", "string")]))
+            .at("get", "/openapi.json"),
+        doc("This document, for people (works offline)", Access::Public).text("text/html").at("get", "/docs"),
+    ]
+}
+
 /// `GET /openapi.json`.
 pub async fn serve_json(doc: web::Data<Document>) -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(doc.0.clone())
@@ -242,18 +252,23 @@ pub async fn serve_docs() -> HttpResponse {
 
 /// Registers a route table and describes it: each line is
 /// `method "path" => handler, doc;` (optionally `limit BYTES` after the handler for a
-/// body limit of its own). Expands to `configure` and `operations`.
+/// body limit of its own). Expands to `configure` and `operations`, both including
+/// `/openapi.json` and `/docs`.
 #[macro_export]
 macro_rules! api_routes {
     ($( $method:ident $path:literal => $handler:path $(, limit $limit:expr)? ; $doc:expr ; )*) => {
-        /// Registers every route of the table.
+        /// Registers every route of the table, and the two that serve its document.
         pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
+            $crate::api_route!(cfg, get, "/openapi.json", $crate::http::openapi::serve_json);
+            $crate::api_route!(cfg, get, "/docs", $crate::http::openapi::serve_docs);
             $( $crate::api_route!(cfg, $method, $path, $handler $(, $limit)?); )*
         }
 
         /// The table's documentation, in registration order.
         pub fn operations() -> Vec<$crate::http::openapi::Op> {
-            vec![ $( $doc.at(stringify!($method), $path) ),* ]
+            let mut ops = $crate::http::openapi::document_routes();
+            ops.extend([ $( $doc.at(stringify!($method), $path) ),* ]);
+            ops
         }
     };
 }
