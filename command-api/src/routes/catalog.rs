@@ -24,10 +24,24 @@ pub async fn admin_run(
     raw: &[u8],
     command: &impl Command,
 ) -> Result<HttpResponse, ApiError> {
+    let (status, body, replayed) = admin_execute(req, state, caller, name, raw, command).await?;
+    Ok(pipeline::render(&status, body, replayed))
+}
+
+/// [`admin_run`], with the answer still to render (for a handler that adds to it what
+/// the idempotency record must not keep).
+pub async fn admin_execute(
+    req: &HttpRequest,
+    state: &AppState,
+    caller: &Caller,
+    name: &'static str,
+    raw: &[u8],
+    command: &impl Command,
+) -> Result<(StatusCode, serde_json::Map<String, serde_json::Value>, bool), ApiError> {
     caller.require(Role::Admin)?;
     let idempotency = pipeline::idempotency_key(req, caller.0.sub.to_string(), raw)?;
     let ctx = Context::for_caller(req, name, caller, Role::Admin);
-    pipeline::run(state, ctx, idempotency, command).await
+    pipeline::execute(state, ctx, idempotency, command).await
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

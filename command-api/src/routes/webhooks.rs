@@ -8,7 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use domain::Role;
 use infra::http::error::ApiError;
-use infra::http::extract::{Caller, Json};
+use infra::http::extract::{path_id, Caller, Json};
 use infra::uow::UnitOfWork;
 use infra::webhooks::{self, PUBLIC_TYPES, ROTATION_OVERLAP};
 use rand::RngCore;
@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::catalog::admin_run;
+use super::catalog::{admin_execute, admin_run};
 use crate::pipeline::{self, Command, Context, Reply};
 use crate::state::AppState;
 
@@ -125,27 +125,23 @@ async fn with_secret(
     raw: &[u8],
     command: &impl Command,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Admin)?;
-    let idempotency = pipeline::idempotency_key(req, caller.0.sub.to_string(), raw)?;
-    let ctx = Context::for_caller(req, name, caller, Role::Admin);
-    let (status, mut body, replayed) = pipeline::execute(state, ctx, idempotency, command).await?;
+    let (status, mut body, replayed) = admin_execute(req, state, caller, name, raw, command).await?;
     let id = body.get("id").and_then(Value::as_str).and_then(|id| Uuid::parse_str(id).ok());
-    let client = state.pool.get().await?;
-    let secret: Option<String> = match id {
-        Some(id) => client
-            .query_opt("SELECT secret FROM webhooks.endpoints WHERE id = $1", &[&id])
-            .await?
-            .map(|r| r.get(0)),
+    let row = match id {
+        Some(id) => {
+            let client = state.pool.get().await?;
+            client.query_opt("SELECT secret FROM webhooks.endpoints WHERE id = $1", &[&id]).await?
+        }
         None => None,
     };
     // Deleted since (a replay): there is no secret to show.
-    let secret = secret.ok_or_else(not_found)?;
+    let secret: String = row.ok_or_else(not_found)?.get(0);
     body.insert("secret".into(), secret.into());
     Ok(pipeline::render(&status, body, replayed))
 }
 
 fn endpoint_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("no such webhook endpoint".into()))
+    path_id(raw, |s| Uuid::parse_str(s).ok(), "webhook endpoint")
 }
 
 fn not_found() -> ApiError {
