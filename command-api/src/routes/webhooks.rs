@@ -222,15 +222,19 @@ impl Command for Replay {
         if found.is_none() {
             return Err(not_found());
         }
-        // Each event the endpoint was sent from that position on, once, queued again in
-        // its original order (same `id`, so receivers can tell a replay from news).
+        // Each event the endpoint was sent (or dead-lettered) from that position on, once,
+        // queued again in its original order (same `id`, so receivers can tell a replay
+        // from news); one still waiting in the queue is not queued twice.
         let queued = tx
             .execute(
                 "INSERT INTO webhooks.deliveries
                      (endpoint_id, event_id, event_type, position, body, next_attempt_at, created_at)
                  SELECT endpoint_id, event_id, event_type, position, body, $3, $3 FROM (
-                     SELECT DISTINCT ON (event_id, event_type) * FROM webhooks.deliveries
+                     SELECT DISTINCT ON (event_id, event_type) * FROM webhooks.deliveries s
                      WHERE endpoint_id = $1 AND position >= $2
+                       AND NOT EXISTS (SELECT 1 FROM webhooks.deliveries p
+                                       WHERE p.endpoint_id = $1 AND p.status = 'pending'
+                                         AND p.event_id = s.event_id AND p.event_type = s.event_type)
                      ORDER BY event_id, event_type, id) d
                  ORDER BY d.id",
                 &[&self.id, &self.from_position, &ctx.now],

@@ -274,6 +274,30 @@ async fn replay_resends_from_a_position_and_a_rotated_secret_signs_beside_the_ol
         s.get("/v1/webhook-endpoints", Some(&s.cmd.admin), &[]).await.json().await.expect("json");
     assert!(listed["items"][0]["previous_secret_expires_at"].is_string(), "{listed}");
 
+    // A replay while one delivery waits in the queue (its receiver is down) queues the
+    // six events sent before, and not the waiting one a second time.
+    receiver.set_mode(Mode::Fail);
+    paid_customer(&s, &package).await;
+    for _ in 0..200 {
+        if receiver.received().len() > 9 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let res = s
+        .cmd
+        .post(
+            &format!("/v1/webhook-endpoints/{id}/replay"),
+            Some(&s.cmd.admin),
+            json!({ "from_position": 0 }),
+        )
+        .await;
+    assert_eq!(res.json::<Value>().await.expect("json")["queued"], 6);
+    receiver.set_mode(Mode::Accept);
+    let all = receiver.wait_for(Duration::from_secs(20), |got| got.len() == 16).await;
+    let waiting = &receiver.received()[9].id;
+    assert_eq!(all.iter().filter(|r| &r.id == waiting).count(), 1, "the waiting event went out once");
+
     // Deleted: nothing more is queued for it.
     let res = s
         .cmd
@@ -282,7 +306,7 @@ async fn replay_resends_from_a_position_and_a_rotated_secret_signs_beside_the_ol
     assert_eq!(res.status(), 204);
     paid_customer(&s, &package).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(receiver.accepted().len(), 9);
+    assert_eq!(receiver.accepted().len(), 16);
     let gone = s.get(&format!("/v1/webhook-endpoints/{id}/deliveries"), Some(&s.cmd.admin), &[]).await;
     assert_eq!(gone.status(), 404);
 }
