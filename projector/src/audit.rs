@@ -23,14 +23,29 @@ pub async fn verify(client: &Client, json: bool) -> anyhow::Result<bool> {
 
 /// Writes every event after global position `from` as one JSON object per line, in the
 /// safe global order, a batch at a time so memory stays flat.
+///
+/// The export covers every event committed when it starts. The safe order holds back
+/// events of transactions newer than the oldest one still in flight anywhere in the
+/// cluster, so the export waits for those to end rather than silently stopping short;
+/// it then stops at that head, whatever is appended meanwhile.
 pub async fn export(client: &Client, from: i64, out: &mut impl Write) -> anyhow::Result<u64> {
+    let target = store::visible_head(client).await?;
     let mut checkpoint = Checkpoint::default();
     let mut written = 0;
-    loop {
+    let mut waited = std::time::Duration::ZERO;
+    while checkpoint < target {
         let batch = store::read_all(client, checkpoint, 1000).await?;
-        let Some(last) = batch.last() else { break };
+        let Some(last) = batch.last() else {
+            if waited.as_secs() == 5 {
+                tracing::warn!("export: waiting for transactions still in flight to commit or roll back");
+            }
+            let step = std::time::Duration::from_millis(20);
+            tokio::time::sleep(step).await;
+            waited += step;
+            continue;
+        };
         checkpoint = Checkpoint::of(last);
-        for e in batch.iter().filter(|e| e.position > from) {
+        for e in batch.iter().filter(|e| e.position > from && Checkpoint::of(e) <= target) {
             serde_json::to_writer(&mut *out, e)?;
             out.write_all(b"\n")?;
             written += 1;

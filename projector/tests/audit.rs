@@ -85,6 +85,45 @@ async fn export_writes_every_event_once_in_the_safe_order_from_a_position() {
     assert_eq!(written, 30);
 }
 
+/// An export started while an older transaction is still in flight waits for it and
+/// covers everything committed when it started, instead of stopping short at the safe
+/// head (which that transaction holds back, even from another database).
+#[tokio::test]
+async fn export_waits_for_a_transaction_in_flight_instead_of_stopping_short() {
+    let (db, client) = seeded().await;
+    let one = |stream: &str| StreamAppend {
+        stream_id: stream.into(),
+        expected_version: 0,
+        events: vec![NewEvent {
+            event_id: Uuid::new_v4(),
+            event_type: "Seeded".into(),
+            schema_version: 1,
+            data: json!({}),
+        }],
+    };
+    let meta = Metadata {
+        correlation_id: "r".into(),
+        causation_id: "r".into(),
+        actor: Actor::system("test"),
+        command: "Seed".into(),
+    };
+    let (mut slow, mut fast) = (db.client().await.expect("client"), db.client().await.expect("client"));
+    let in_flight = slow.transaction().await.expect("tx");
+    store::append(&in_flight, &[one("slow-1")], &meta, Utc::now()).await.expect("append");
+    let committed = fast.transaction().await.expect("tx");
+    store::append(&committed, &[one("fast-1")], &meta, Utc::now()).await.expect("append");
+    committed.commit().await.expect("commit");
+
+    let mut out = Vec::new();
+    let (written, ()) = tokio::join!(projector::audit::export(&client, 0, &mut out), async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        in_flight.commit().await.expect("commit");
+    });
+    assert_eq!(written.expect("export"), 52);
+    let text = String::from_utf8(out).expect("utf8");
+    assert!(text.contains("\"fast-1\"") && text.contains("\"slow-1\""), "{text}");
+}
+
 #[tokio::test]
 async fn verify_is_clean_and_then_names_a_deleted_event() {
     let (_db, client) = seeded().await;

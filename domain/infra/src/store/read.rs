@@ -89,6 +89,19 @@ pub async fn safe_head(client: &impl GenericClient) -> Result<Checkpoint, StoreE
         .map_or_else(Checkpoint::default, |r| Checkpoint { tx_id: parse_xid(r.get(0)), position: r.get(1) }))
 }
 
+/// The checkpoint of the newest event committed now, whether or not the safe order
+/// reaches it yet (a reader that must cover everything committed waits for it).
+pub async fn visible_head(client: &impl GenericClient) -> Result<Checkpoint, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT tx_id::text, position FROM es.events ORDER BY tx_id DESC, position DESC LIMIT 1",
+            &[],
+        )
+        .await?;
+    Ok(row
+        .map_or_else(Checkpoint::default, |r| Checkpoint { tx_id: parse_xid(r.get(0)), position: r.get(1) }))
+}
+
 /// A row selected with the event columns (`tx_id` as `tx_id_text`), as a [`RecordedEvent`].
 pub fn recorded(r: &Row) -> RecordedEvent {
     RecordedEvent {
