@@ -34,6 +34,9 @@ pub struct QueryConfig {
     pub breaker_failures: u32,
     /// …and for how long it stays open.
     pub breaker_cooldown: Duration,
+    /// `TALLY_READ_DATABASE_URL`: a hot standby for the read models (may carry a
+    /// password, so it is a secret).
+    pub read_database_url: Option<Secret>,
 }
 
 impl QueryConfig {
@@ -81,6 +84,9 @@ impl QueryConfig {
             ai_percent,
             breaker_failures: var("RECO_BREAKER_FAILURES").and_then(|v| v.parse().ok()).unwrap_or(3),
             breaker_cooldown: millis("RECO_BREAKER_COOLDOWN_MS", 30_000)?,
+            read_database_url: var("TALLY_READ_DATABASE_URL")
+                .filter(|u| !u.trim().is_empty())
+                .map(Secret::new),
         })
     }
 }

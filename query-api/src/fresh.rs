@@ -11,8 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Mutex, Notify};
 
 use actix_web::HttpRequest;
 use fred::prelude::KeysInterface;
@@ -22,6 +21,7 @@ use infra::read_model::{self, Projection};
 use infra::store::{self, Checkpoint};
 use serde::de::DeserializeOwned;
 
+use crate::replica::Reads;
 use crate::state::AppState;
 
 pub const MIN_POSITION_HEADER: &str = "x-tally-min-position";
@@ -50,25 +50,33 @@ pub struct CheckpointWatch {
     seen: watch::Receiver<Seen>,
     waiters: Arc<AtomicUsize>,
     wake: Arc<Notify>,
+    /// Held by a poll from read to publish, and by a switch of the server reads go to,
+    /// so no poll of the old server is published after the switch.
+    gate: Arc<Mutex<()>>,
 }
 
 impl CheckpointWatch {
-    /// Starts the poller on the current runtime.
-    pub fn start(pool: Pool) -> Self {
+    /// Starts the poller on the current runtime; it reads where `reads` sends reads.
+    pub fn start(reads: Reads) -> Self {
         let (tx, seen) = watch::channel(Seen::default());
         let (waiters, wake) = (Arc::new(AtomicUsize::new(0)), Arc::new(Notify::new()));
-        let watch = CheckpointWatch { seen, waiters: waiters.clone(), wake: wake.clone() };
+        let gate = Arc::new(Mutex::new(()));
+        let watch =
+            CheckpointWatch { seen, waiters: waiters.clone(), wake: wake.clone(), gate: gate.clone() };
         tokio::spawn(async move {
             loop {
                 if waiters.load(Ordering::SeqCst) == 0 {
                     wake.notified().await;
                     continue;
                 }
-                match read(&pool).await {
-                    Ok(now) => {
-                        tx.send_if_modified(|seen| std::mem::replace(seen, now.clone()) != now);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot read the projections' checkpoints"),
+                let polled = {
+                    let _gate = gate.lock().await;
+                    read(&reads)
+                        .await
+                        .map(|now| tx.send_if_modified(|seen| std::mem::replace(seen, now.clone()) != now))
+                };
+                if let Err(e) = polled {
+                    tracing::warn!(error = %e, "cannot read the projections' checkpoints");
                 }
                 if tx.is_closed() {
                     return;
@@ -78,10 +86,27 @@ impl CheckpointWatch {
         });
         watch
     }
+
+    /// Calls `switch` (and answers true) if `candidate` has replayed every checkpoint
+    /// this watch has published, with no poll in flight: a request that saw a
+    /// checkpoint then finds it on the server reads switch to.
+    pub async fn switch_if_replayed(
+        &self,
+        candidate: &impl tokio_postgres::GenericClient,
+        switch: impl FnOnce(),
+    ) -> Result<bool, ApiError> {
+        let _gate = self.gate.lock().await;
+        let there = read_model::checkpoints_by_projection(candidate).await?;
+        let replayed = self.seen.borrow().0.iter().all(|(p, c)| there.iter().any(|(q, d)| q == p && d >= c));
+        if replayed {
+            switch();
+        }
+        Ok(replayed)
+    }
 }
 
-async fn read(pool: &Pool) -> Result<Seen, ApiError> {
-    Ok(Seen(read_model::checkpoints_by_projection(&**pool.get().await?).await?))
+async fn read(reads: &Reads) -> Result<Seen, ApiError> {
+    Ok(Seen(read_model::checkpoints_by_projection(&**reads.get().await?).await?))
 }
 
 /// Counts a waiting request for as long as it lives (a dropped request included).

@@ -11,6 +11,7 @@ pub mod experiments;
 pub mod fresh;
 pub mod metrics;
 pub mod reco;
+pub mod replica;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -74,6 +74,11 @@ impl Metrics {
         m
     }
 
+    /// The registry, for series registered later (the replica's).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The Prometheus text exposition of every series.
     pub fn render(&self) -> String {
         infra::http::metrics::render(&self.registry)

@@ -15,6 +15,7 @@ use crate::config::QueryConfig;
 use crate::fresh::CheckpointWatch;
 use crate::metrics::Metrics;
 use crate::reco::Recommender;
+use crate::replica::Reads;
 use crate::routes;
 use crate::state::AppState;
 
@@ -31,15 +32,15 @@ impl Application {
         db::ensure_migrated(&pool).await?;
         // Checked here; each worker connects its own copy below.
         let redis = cache::client(settings.redis_url.expose())?;
-        let checkpoints = CheckpointWatch::start(pool.clone());
-        let state = AppState {
-            pool,
-            redis,
-            reco: Recommender::new(&config),
-            config,
-            metrics: Metrics::new(),
-            checkpoints,
+        let metrics = Metrics::new();
+        let reads = match &config.read_database_url {
+            Some(url) => Reads::with_replica(pool.clone(), url.expose(), metrics.registry())?,
+            None => Reads::primary(pool.clone()),
         };
+        let checkpoints = CheckpointWatch::start(reads.clone());
+        reads.monitor(checkpoints.clone());
+        let state =
+            AppState { pool, reads, redis, reco: Recommender::new(&config), config, metrics, checkpoints };
         let listener = TcpListener::bind(&settings.query_addr)
             .with_context(|| format!("cannot listen on {} (set TALLY_QUERY_ADDR)", settings.query_addr))?;
         let port = listener.local_addr()?.port();

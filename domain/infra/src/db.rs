@@ -15,6 +15,11 @@ mod embedded {
 /// A pool of `size` connections to `url`.
 pub fn pool(url: &str, size: usize) -> anyhow::Result<Pool> {
     let config: tokio_postgres::Config = url.parse().context("DATABASE_URL is not a valid URL")?;
+    pool_from_config(config, size)
+}
+
+/// A pool of `size` connections made with `config`.
+pub fn pool_from_config(config: tokio_postgres::Config, size: usize) -> anyhow::Result<Pool> {
     let manager =
         Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
     Pool::builder(manager).max_size(size).build().context("building the Postgres pool")

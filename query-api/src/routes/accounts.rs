@@ -55,7 +55,7 @@ pub async fn balance_doc(state: &AppState, fresh: Fresh, user: Uuid) -> Result<B
     {
         return Ok(doc);
     }
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     let statement = client.prepare_cached(views::BALANCE_SQL).await?;
     let row = client.query_opt(&statement, &[&user]).await?;
     row.map(|r| views::balance_from_row(&r)).ok_or_else(|| ApiError::NotFound("no such account".into()))
@@ -95,7 +95,7 @@ pub async fn ledger(
     let limit = params.limit()?;
     let before = params.cursor(|c| c.parse::<i64>().ok())?.unwrap_or(i64::MAX);
     fresh::wait_for(&state, &req, &[Projection::Accounts]).await?;
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     let rows = client
         .query(
             "SELECT version, at, kind, delta, balance_after, reference FROM read.ledger \

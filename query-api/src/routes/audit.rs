@@ -51,7 +51,7 @@ pub async fn events(
     if !(1..=MAX_EVENTS).contains(&limit) {
         return Err(ApiError::Validation(format!("limit must be between 1 and {MAX_EVENTS}")));
     }
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     let after = match params.after.as_deref().map(str::trim) {
         None | Some("") | Some("0") => Checkpoint::default(),
         Some(raw) => match (Checkpoint::parse_token(raw), raw.parse::<i64>()) {
@@ -74,7 +74,7 @@ pub async fn stream(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     staff(&caller)?;
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     let events = store::read_stream(&**client, &path, 0).await?;
     if events.is_empty() {
         return Err(ApiError::NotFound(format!("no stream {}", path.as_str())));
@@ -102,7 +102,7 @@ pub async fn balance_as_of(
             .map_err(|_| ApiError::Validation("as_of must be an RFC 3339 instant".into()))?
             .with_timezone(&Utc),
     };
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     let balance = history::balance_as_of(&**client, user, as_of)
         .await?
         .ok_or_else(|| ApiError::NotFound("the account did not exist at that instant".into()))?;

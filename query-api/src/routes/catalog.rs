@@ -50,7 +50,7 @@ pub async fn category(
 ) -> Result<HttpResponse, ApiError> {
     let id = super::id_in_path(&path, "category")?;
     fresh::wait_for(&state, &req, &[Projection::Catalog]).await?;
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     let row = client
         .query_opt(
             "SELECT c.id, c.name, c.description, \
@@ -67,7 +67,7 @@ pub async fn category(
 
 pub async fn categories(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     fresh::wait_for(&state, &req, &[Projection::Catalog]).await?;
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     let rows = client
         .query(
             "SELECT c.id, c.name, c.description, count(p.id) FILTER (WHERE p.active) \
@@ -205,7 +205,7 @@ async fn search(
         }
         state.metrics.cache.with_label_values(&["miss"]).inc();
     }
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     let rows = client
         .query(
             "SELECT id FROM read.products p, \
@@ -280,7 +280,7 @@ async fn hydrate(state: &AppState, fresh: Fresh, ids: &[Uuid]) -> Result<Vec<Pro
     let missing: Vec<Uuid> = ids.iter().filter(|id| !docs.contains_key(id)).copied().collect();
     let now = chrono::Utc::now();
     if !missing.is_empty() {
-        let client = state.pool.get().await?;
+        let client = state.reads.get().await?;
         let sql = format!("SELECT {PRODUCT_COLUMNS} FROM read.products p WHERE p.id = ANY($1)");
         for row in client.query(&sql, &[&missing]).await? {
             let doc = ProductDoc::from_row(&row);
@@ -303,7 +303,7 @@ pub async fn product(
         {
             Some(doc) => doc,
             None => {
-                let client = state.pool.get().await?;
+                let client = state.reads.get().await?;
                 views::load_product(&**client, id)
                     .await?
                     .ok_or_else(|| ApiError::NotFound("no such product".into()))?
@@ -326,7 +326,7 @@ pub struct Package {
 
 pub async fn packages(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     fresh::wait_for(&state, &req, &[Projection::Catalog]).await?;
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     let rows = client
         .query(
             "SELECT id, name, description, price::text, currency, points, points_valid_days, active \

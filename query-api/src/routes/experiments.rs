@@ -16,7 +16,7 @@ use crate::fresh;
 use crate::state::AppState;
 
 async fn experiment(state: &AppState, id: uuid::Uuid) -> Result<experiments::Experiment, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     experiments::load(&**client, id).await?.ok_or_else(|| ApiError::NotFound("no such experiment".into()))
 }
 
@@ -64,7 +64,7 @@ pub async fn results(
     fresh::wait_for(&state, &req, &[Projection::Insights, Projection::Orders]).await?;
     let e = experiment(&state, id).await?;
     let names: Vec<String> = e.variants.iter().map(|v| v.name.clone()).collect();
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     let variants = results::results(&**client, Some(e.id), e.attribution_hours, &names).await?;
     Ok(HttpResponse::Ok().json(json!({
         "experiment": {

@@ -31,7 +31,7 @@ pub async fn export(
     let profile = my_profile(&state, user).await?;
     let fresh = fresh::wait_for(&state, &req, &Projection::ALL).await?;
     let balance = balance_doc(&state, fresh, user).await?;
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     let ledger = rows(
         &**client,
         "SELECT at, kind, delta, balance_after, reference FROM read.ledger WHERE user_id = $1 ORDER BY version",

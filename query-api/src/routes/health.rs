@@ -12,7 +12,8 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// Ready when Postgres answers; Redis down is `degraded` (reads fall back to Postgres).
+/// Ready when Postgres answers; Redis down is `degraded` (reads fall back to Postgres),
+/// and so is a read replica down (reads fail over to the primary).
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let postgres = match state.pool.get().await {
         Ok(c) => c.simple_query("SELECT 1").await.is_ok(),
@@ -24,17 +25,22 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         (true, false) => "up",
         (true, true) => "circuit_open",
     };
-    let status = match (postgres, redis) {
+    let replica = state.reads.status();
+    let replica_up = replica.as_ref().is_none_or(|r| r.state == "up");
+    let status = match (postgres, redis && replica_up) {
         (false, _) => "unavailable",
         (true, false) => "degraded",
         (true, true) => "ready",
     };
-    let body = json!({
+    let mut body = json!({
         "status": status,
         "postgres": if postgres { "up" } else { "down" },
         "redis": if redis { "up" } else { "down" },
         "provider": provider,
     });
+    if let Some(r) = replica {
+        body["replica"] = json!(r);
+    }
     if postgres {
         HttpResponse::Ok().json(body)
     } else {
@@ -52,7 +58,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 /// Sets the conversions gauge of every running experiment: the same exact figures as
 /// its results endpoint, so every instance reports the same.
 async fn refresh_conversions(state: &AppState) -> anyhow::Result<()> {
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     let running = experiments::all_running(&**client).await?;
     state.metrics.conversions.reset();
     for e in running {

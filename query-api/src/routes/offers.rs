@@ -107,7 +107,7 @@ pub async fn offers(
          WHERE {filter} AND ($1::timestamptz IS NULL OR ({key}, o.id) {direction} ($1, $2::uuid)) \
          ORDER BY {key} {order}, o.id {order} LIMIT $3"
     );
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     let rows = client.query(&sql, &[&after_at, &after_id, &(limit + 1)]).await?;
     let item = |r: &Row| offer_from(r, which);
     let cursor = |r: &Row| time_cursor(r, 16, 0);

@@ -75,7 +75,7 @@ pub async fn purchase(
 ) -> Result<HttpResponse, ApiError> {
     let id = id_in_path(&path, "purchase")?;
     fresh::wait_for(&state, &req, &[Projection::Orders]).await?;
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     let row = client
         .query_opt(
             "SELECT id, user_id, package_id, price::text, currency, points, status, payment_ref, failure_reason, \
@@ -111,7 +111,7 @@ pub async fn redemption(
 ) -> Result<HttpResponse, ApiError> {
     let id = id_in_path(&path, "redemption")?;
     fresh::wait_for(&state, &req, &[Projection::Orders]).await?;
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     let sql = format!("SELECT {REDEMPTION_COLUMNS} FROM read.redemptions WHERE id = $1");
     let row = client
         .query_opt(&sql, &[&id])
@@ -134,7 +134,7 @@ pub async fn account_redemptions(
     let limit = params.limit()?;
     let (before_at, before_id) = params.cursor(parse_time_cursor)?.unzip();
     fresh::wait_for(&state, &req, &[Projection::Orders]).await?;
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     let sql = format!(
         "SELECT {REDEMPTION_COLUMNS} FROM read.redemptions WHERE user_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid)) \
          ORDER BY created_at DESC, id DESC LIMIT $4"
@@ -173,7 +173,7 @@ pub async fn account_purchases(
     let limit = params.limit()?;
     let (before_at, before_id) = params.cursor(parse_time_cursor)?.unzip();
     fresh::wait_for(&state, &req, &[Projection::Orders]).await?;
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     let rows = client
         .query(
             "SELECT id, package_id, status, price::text, currency, points, created_at, \
@@ -235,7 +235,7 @@ pub async fn queue(
     let limit = page.limit()?;
     let (after_at, after_id) = page.cursor(parse_time_cursor)?.unzip();
     fresh::wait_for(&state, &req, &[Projection::Orders]).await?;
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     let sql = format!(
         "SELECT {REDEMPTION_COLUMNS} FROM read.redemptions \
          WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR product_id = $2) \

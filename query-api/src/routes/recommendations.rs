@@ -66,7 +66,7 @@ pub async fn recommend(
     let balance = balance_doc(&state, fresh, user).await?;
     let now = Utc::now();
     let spendable = balance.spendable(now);
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     let experiment = experiments::running(&**client, RECOMMENDATIONS).await?;
     let strategy = match &experiment {
         Some(e) => experiments::assign(e.id, user, &e.variants)

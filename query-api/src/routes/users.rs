@@ -44,7 +44,7 @@ fn found(r: &Row) -> Found {
 }
 
 async fn by_id(state: &AppState, id: Uuid) -> Result<Found, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
     let row = client.query_opt(&sql, &[&id]).await?;
     row.map(|r| found(&r)).ok_or_else(|| ApiError::NotFound("no such user".into()))
@@ -91,7 +91,7 @@ pub async fn find(
     let email = query.email.as_deref().map(str::trim).filter(|e| !e.is_empty() && e.len() <= 254);
     let email =
         email.ok_or_else(|| ApiError::Validation("email must be given (at most 254 bytes)".into()))?;
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     let sql = format!("SELECT {COLUMNS} FROM users WHERE lower(email) = lower($1)");
     let items: Vec<Profile> = client
         .query(&sql, &[&email])

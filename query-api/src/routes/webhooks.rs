@@ -31,7 +31,7 @@ pub struct Endpoint {
 
 pub async fn endpoints(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     let rows = client
         .query(
             "SELECT e.id, e.url, e.event_types, e.description, e.created_at, e.disabled_at, e.failing_since,
@@ -101,7 +101,7 @@ pub async fn deliveries(
     let page = PageParams { limit: params.limit, cursor: params.cursor.clone() };
     let limit = page.limit()?;
     let before = page.cursor(|c| c.parse::<i64>().ok().filter(|n| *n > 0))?;
-    let client = state.pool.get().await?;
+    let client = state.reads.get().await?;
     if client.query_opt("SELECT 1 FROM webhooks.endpoints WHERE id = $1", &[&endpoint]).await?.is_none() {
         return Err(ApiError::NotFound("no such webhook endpoint".into()));
     }

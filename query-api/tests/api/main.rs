@@ -11,6 +11,7 @@ mod openapi;
 mod profiles;
 mod recommendations;
 mod redis_down;
+mod replica;
 mod search;
 mod shutdown;
 mod support;

@@ -1,9 +1,9 @@
 //! The whole stack for a test: the real command API, the projector daemon and the
 //! query API, on a fresh database and a private Redis.
 
-use command_api::testkit::{spawn_app_with, TestApp};
+use command_api::testkit::{spawn_app_on, TestApp};
 use infra::config::Settings;
-use infra::testkit::TestRedis;
+use infra::testkit::{TestDb, TestRedis};
 use projector::runner;
 use query_api::config::QueryConfig;
 use reqwest::Response;
@@ -32,9 +32,14 @@ pub async fn stack() -> Stack {
 
 /// A stack whose query API also sees `env` (e.g. the recommendation provider).
 pub async fn stack_with(env: &[(&str, String)]) -> Stack {
+    stack_on(TestDb::new().await.expect("test database"), env).await
+}
+
+/// [`stack_with`] on a given database, e.g. one on a private server with a replica.
+pub async fn stack_on(db: TestDb, env: &[(&str, String)]) -> Stack {
     // The tests drive the command API as fast as they can, some as one admin.
     let cmd =
-        spawn_app_with(&[("TALLY_RATE_LIMIT_USER", "0"), ("TALLY_WEBHOOK_ALLOW_PRIVATE", "true")]).await;
+        spawn_app_on(db, &[("TALLY_RATE_LIMIT_USER", "0"), ("TALLY_WEBHOOK_ALLOW_PRIVATE", "true")]).await;
     let redis = TestRedis::start().await.expect("redis");
     // Webhook receivers are local; retries come within 2 s so outages heal quickly.
     let mut config = runner::RunConfig::new(&cmd.db.url);

@@ -49,6 +49,60 @@ impl TestPostgres {
     }
 }
 
+impl TestPostgres {
+    /// A hot standby of this server, made the way an operator makes one:
+    /// `pg_basebackup -R` (which writes `primary_conninfo` and `standby.signal`), then
+    /// started on a free port, streaming from this server.
+    pub async fn start_replica(&self) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let dir = std::env::temp_dir().join(format!("tally-test-replica-{}", Uuid::new_v4().simple()));
+        let server =
+            Server { port, dir, bindir: self.server.bindir.clone(), as_postgres: self.server.as_postgres };
+        let primary_port = self.server.port.to_string();
+        let replica = TestPostgres {
+            admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            server: server.clone(),
+        };
+        blocking(move || {
+            let backup = server.bindir.join("pg_basebackup");
+            let args = [
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary_port,
+                "-U",
+                "postgres",
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+            ];
+            run(server.as_server_user(&backup).args(args).arg("-D").arg(&server.dir))?;
+            server.pg_ctl_start()
+        })
+        .await?;
+        Ok(replica)
+    }
+
+    /// The URL of database `name` on this server.
+    pub fn url_of(&self, name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.server.port)
+    }
+
+    /// Stops the server the hard way, as a crash or a pulled cable would.
+    pub async fn stop(&self) -> anyhow::Result<()> {
+        let server = self.server.clone();
+        blocking(move || server.pg_ctl_stop()).await
+    }
+
+    /// Starts a stopped server again on the same port.
+    pub async fn start_again(&self) -> anyhow::Result<()> {
+        let server = self.server.clone();
+        blocking(move || server.pg_ctl_start()).await
+    }
+}
+
 async fn blocking(f: impl FnOnce() -> anyhow::Result<()> + Send + 'static) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(f).await?
 }
