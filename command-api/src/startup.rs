@@ -50,23 +50,28 @@ impl Application {
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state.clone());
         let keys = web::Data::new(state.keys.clone());
-        let limits = web::Data::new(settings.rate_limits.clone());
+        let limits = settings.rate_limits.clone();
         let registry = web::Data::new(prometheus::Registry::new());
         let http_metrics = web::Data::new(HttpMetrics::new(&registry));
         let body_timeout = BodyTimeout(settings.body_timeout);
         let openapi = actix_web::web::Data::new(routes::document());
+        // Rate limits are kept in Redis (one limit for every instance); each worker
+        // thread gets its own connection, driven by its own runtime.
+        let redis = infra::cache::client(settings.redis_url.expose())?;
         let server = HttpServer::new(move || {
+            let shared = limits::Shared::new(infra::cache::per_worker(&redis), "command");
+            let limits = web::Data::new(limits.shared_through(shared));
             App::new()
                 .app_data(data.clone())
                 .app_data(keys.clone())
-                .app_data(limits.clone())
+                .app_data(limits)
                 .app_data(registry.clone())
                 .app_data(http_metrics.clone())
                 .app_data(openapi.clone())
                 .configure(conventions::configure(body_timeout))
                 .configure(routes::configure)
                 .wrap_fn(conventions::guard)
-                .wrap_fn(limits::limit_addr)
+                .wrap(actix_web::middleware::from_fn(limits::limit_addr))
                 .wrap_fn(metrics::observe_requests)
                 .wrap_fn(infra::http::request_id::middleware)
         })

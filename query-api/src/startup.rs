@@ -5,9 +5,9 @@ use std::net::TcpListener;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use fred::prelude::ClientLike;
 use infra::http::conventions;
 use infra::http::extract::BodyTimeout;
+use infra::http::limits::Shared;
 use infra::token::TokenKeys;
 use infra::{cache, config::Settings, db};
 
@@ -45,26 +45,26 @@ impl Application {
             .with_context(|| format!("cannot listen on {} (set TALLY_QUERY_ADDR)", settings.query_addr))?;
         let port = listener.local_addr()?.port();
         let keys = web::Data::new(TokenKeys::new(settings.jwt_secret.expose(), settings.access_token_ttl));
-        let limits = web::Data::new(settings.rate_limits.clone());
+        let limits = settings.rate_limits.clone();
         let body_timeout = BodyTimeout(settings.body_timeout);
         let openapi = actix_web::web::Data::new(routes::document());
         let server = HttpServer::new(move || {
             // Each worker thread gets its own Redis connection, driven by its own runtime,
             // so a cache read never hops threads.
             let mut state = state.clone();
-            state.redis = state.redis.clone_new();
-            drop(state.redis.connect());
+            state.redis = cache::per_worker(&state.redis);
             let http_metrics = web::Data::new(state.metrics.http.clone());
+            let limits = web::Data::new(limits.shared_through(Shared::new(state.redis.clone(), "query")));
             App::new()
                 .app_data(web::Data::new(state))
-                .app_data(limits.clone())
+                .app_data(limits)
                 .app_data(http_metrics)
                 .app_data(keys.clone())
                 .app_data(openapi.clone())
                 .configure(conventions::configure(body_timeout))
                 .configure(routes::configure)
                 .wrap_fn(conventions::guard)
-                .wrap_fn(infra::http::limits::limit_addr)
+                .wrap(actix_web::middleware::from_fn(infra::http::limits::limit_addr))
                 .wrap_fn(infra::http::metrics::observe_requests)
                 .wrap_fn(infra::http::request_id::middleware)
         })

@@ -11,6 +11,8 @@ use serde_json::{json, Value};
 pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
 pub const ADMIN_EMAIL: &str = "admin@test.dev";
 pub const ADMIN_PASSWORD: &str = "admin-password";
+/// A Redis URL nothing listens on, for apps whose test brings no Redis.
+pub const NO_REDIS: &str = "redis://127.0.0.1:9";
 
 pub struct TestApp {
     pub base: String,
@@ -38,13 +40,44 @@ pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
 ///
 /// [`TestPostgres`]: infra::testkit::TestPostgres
 pub async fn spawn_app_on(db: TestDb, env: &[(&str, &str)]) -> TestApp {
-    let url = db.url.clone();
+    let (base, handle) = serve(&db.url, env).await;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client");
+    let mut app = TestApp { base, http, db, admin: String::new(), handle };
+    let login =
+        app.post("/v1/auth/login", None, json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD })).await;
+    app.admin = body(login).await["token"].as_str().expect("admin token").to_owned();
+    app
+}
+
+/// Another instance of the command API on the same database as `app` (as behind a
+/// load balancer), with `env`; it stops when dropped.
+pub async fn another_instance(app: &TestApp, env: &[(&str, &str)]) -> Instance {
+    let (base, handle) = serve(&app.db.url, env).await;
+    Instance { base, handle }
+}
+
+/// A second (third, …) instance of the command API.
+pub struct Instance {
+    pub base: String,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        drop(self.handle.clone().stop(false));
+    }
+}
+
+/// Runs the command API on `url` with the test secrets and `env` on top.
+async fn serve(url: &str, env: &[(&str, &str)]) -> (String, actix_web::dev::ServerHandle) {
     let settings = Settings::from_lookup(|k| {
         if let Some((_, v)) = env.iter().find(|(name, _)| *name == k) {
             return Some(v.to_string());
         }
         match k {
-            "DATABASE_URL" => Some(url.clone()),
+            "DATABASE_URL" => Some(url.to_owned()),
+            // No Redis unless a test brings one: each app limits on its own.
+            "REDIS_URL" => Some(NO_REDIS.into()),
             "TALLY_COMMAND_ADDR" => Some("127.0.0.1:0".into()),
             "TALLY_JWT_SECRET" => Some("test-jwt-secret".into()),
             "TALLY_PAYMENT_WEBHOOK_SECRET" => Some(WEBHOOK_SECRET.into()),
@@ -59,12 +92,7 @@ pub async fn spawn_app_on(db: TestDb, env: &[(&str, &str)]) -> TestApp {
     let base = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     tokio::spawn(app.run());
-    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client");
-    let mut app = TestApp { base, http, db, admin: String::new(), handle };
-    let login =
-        app.post("/v1/auth/login", None, json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD })).await;
-    app.admin = body(login).await["token"].as_str().expect("admin token").to_owned();
-    app
+    (base, handle)
 }
 
 /// The `command-api` binary (`binary`, from the test's `env!("CARGO_BIN_EXE_command-api")`)
@@ -74,6 +102,7 @@ pub async fn spawn_binary(binary: &str, db_url: &str, env: &[(&str, &str)]) -> (
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let child = std::process::Command::new(binary)
         .env("DATABASE_URL", db_url)
+        .env("REDIS_URL", NO_REDIS)
         .env("TALLY_COMMAND_ADDR", format!("127.0.0.1:{port}"))
         .env("TALLY_JWT_SECRET", "test-jwt-secret")
         .env("TALLY_PAYMENT_WEBHOOK_SECRET", WEBHOOK_SECRET)

@@ -56,3 +56,50 @@ async fn an_address_over_the_limit_gets_429_and_other_addresses_do_not() {
     let res = other.get(format!("{}/healthz", app.base)).send().await.expect("send");
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+/// `n` requests by `token`, alternating between the instances at `bases`; how many
+/// were let through, and how long the burst took.
+async fn alternate(http: &reqwest::Client, bases: &[&str], token: &str, n: usize) -> (usize, f64) {
+    let started = std::time::Instant::now();
+    let mut allowed = 0;
+    for i in 0..n {
+        let res = http
+            .post(format!("{}/v1/interactions", bases[i % bases.len()]))
+            .bearer_auth(token)
+            .json(&json!({ "product_id": uuid::Uuid::new_v4(), "kind": "view" }))
+            .send()
+            .await
+            .expect("send");
+        allowed += usize::from(res.status() != StatusCode::TOO_MANY_REQUESTS);
+    }
+    (allowed, started.elapsed().as_secs_f64())
+}
+
+/// Two instances sharing a Redis enforce one limit between them: a burst spread over
+/// both gets the user's burst once, not once per instance. With Redis down, each
+/// instance falls back to its own limit.
+#[tokio::test]
+async fn two_instances_share_one_limit_through_redis_and_fall_back_to_their_own() {
+    let mut redis = infra::testkit::TestRedis::start().await.expect("redis");
+    let env = [
+        ("REDIS_URL", redis.url.as_str()),
+        ("TALLY_RATE_LIMIT_USER", "1"),
+        ("TALLY_RATE_LIMIT_USER_BURST", "6"),
+    ];
+    let app = spawn_app_with(&env).await;
+    let second = another_instance(&app, &env).await;
+    let bases = [app.base.as_str(), second.base.as_str()];
+
+    let shared = app.register("shared").await;
+    let (allowed, secs) = alternate(&app.http, &bases, &shared.token, 24).await;
+    // The burst, plus one per second the burst took (the rate is 1/s).
+    assert!(allowed >= 6 && allowed <= 6 + secs.ceil() as usize, "{allowed} let through in {secs:.2} s");
+
+    redis.stop().await.expect("stop redis");
+    let alone = app.register("alone").await;
+    let (allowed, secs) = alternate(&app.http, &bases, &alone.token, 24).await;
+    assert!(
+        allowed >= 12 && allowed <= 12 + 2 * secs.ceil() as usize,
+        "{allowed} let through in {secs:.2} s: each instance should allow its own burst"
+    );
+}

@@ -38,6 +38,14 @@ pub fn client(url: &str) -> anyhow::Result<Client> {
     Ok(client)
 }
 
+/// A new client with `base`'s configuration, connecting on the current runtime: one
+/// per HTTP worker thread, so a Redis call never hops threads.
+pub fn per_worker(base: &Client) -> Client {
+    let client = base.clone_new();
+    drop(client.connect());
+    client
+}
+
 /// `client` for commands that must fail at once rather than wait in fred's queue for a
 /// reconnection: a queued write that lands after a later one would leave a stale entry.
 pub fn fail_fast(client: &Client) -> WithOptions<Client> {

@@ -142,10 +142,18 @@ impl Caller {
 
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, ApiError>>;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(authenticate(req))
+        let caller = authenticate(req);
+        let limits = req.app_data::<web::Data<RateLimits>>().cloned();
+        Box::pin(async move {
+            let caller = caller?;
+            if let Some(limits) = limits {
+                limits.check_user(caller.0.sub).await?;
+            }
+            Ok(caller)
+        })
     }
 }
 
@@ -166,9 +174,6 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         TokenError::Expired => ApiError::Unauthenticated("the token has expired"),
         TokenError::Invalid => ApiError::Unauthenticated("the token is not valid"),
     })?;
-    if let Some(limits) = req.app_data::<web::Data<RateLimits>>() {
-        limits.check_user(claims.sub)?;
-    }
     req.extensions_mut().insert(claims.sub);
     Ok(Caller(claims))
 }
