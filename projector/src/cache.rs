@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use fred::prelude::{Client, KeysInterface};
-use futures_util::{pin_mut, TryStreamExt};
+use fred::prelude::{Client, ClientLike, KeysInterface};
+use futures_util::{pin_mut, StreamExt, TryStreamExt};
 use infra::cache;
 use infra::read_model::{balance_key, product_key, CATALOG_VERSION_KEY};
 use infra::store::Checkpoint;
@@ -89,7 +89,7 @@ pub fn spawn(
                     Err(e) => {
                         metrics.redis_errors.inc();
                         tracing::warn!(%projection, error = %e, "cache repair failed; retrying");
-                        tokio::time::sleep(RETRY).await;
+                        write_best_effort(&redis, &mut rx).await;
                         continue;
                     }
                 }
@@ -105,21 +105,40 @@ pub fn spawn(
     Some(CacheHandle { tx, dirty })
 }
 
-async fn write(projection: Projection, redis: &Client, update: &Update) -> anyhow::Result<()> {
-    let redis = cache::fail_fast(redis);
-    let mut entries = Vec::with_capacity(update.changes.balances.len() + update.changes.products.len() + 1);
-    for doc in &update.changes.balances {
+/// The Redis entries of the documents `changes` holds.
+fn entries(changes: &Changes) -> serde_json::Result<Vec<(String, String)>> {
+    let mut entries = Vec::with_capacity(changes.balances.len() + changes.products.len() + 1);
+    for doc in &changes.balances {
         entries.push((balance_key(doc.user_id), serde_json::to_string(doc)?));
     }
-    for doc in &update.changes.products {
+    for doc in &changes.products {
         entries.push((product_key(doc.id), serde_json::to_string(doc)?));
     }
-    entries.push((projection.cache_checkpoint_key(), update.last.token()));
-    let _: () = redis.mset(entries).await?;
+    Ok(entries)
+}
+
+async fn write(projection: Projection, redis: &Client, update: &Update) -> anyhow::Result<()> {
+    let redis = cache::fail_fast(redis);
+    let entries = entries(&update.changes)?;
+    cache::set_then(&redis, entries, Some((projection.cache_checkpoint_key(), update.last.token()))).await?;
     if update.changes.catalog_changed {
         let _: i64 = redis.incr(CATALOG_VERSION_KEY).await?;
     }
     Ok(())
+}
+
+/// Until the next repair attempt, writes the documents of each update wherever Redis
+/// takes them, without the checkpoint (withdrawn by the failed repair, or on a node
+/// that does not answer). With one node of a cluster down, documents on the others
+/// stay current for reads without a position, instead of going stale until the node
+/// is back.
+async fn write_best_effort(redis: &Client, rx: &mut mpsc::Receiver<Update>) {
+    let until = tokio::time::Instant::now() + RETRY;
+    while let Ok(Some(update)) = tokio::time::timeout_at(until, rx.recv()).await {
+        if let Ok(entries) = entries(&update.changes) {
+            let _ = cache::set_each(&cache::fail_fast(redis), entries).await;
+        }
+    }
 }
 
 /// Rewrites every cached document of `projection` from its Postgres table. The cache
@@ -163,12 +182,11 @@ async fn repair(projection: Projection, raw: &Client, pool: &Pool) -> anyhow::Re
         });
         if chunk.len() == CHUNK {
             written += chunk.len() as u64;
-            let _: () = redis.mset(std::mem::take(&mut chunk)).await?;
+            cache::set_then(&redis, std::mem::take(&mut chunk), None).await?;
         }
     }
     written += chunk.len() as u64;
-    chunk.push((key, checkpoint.token()));
-    let _: () = redis.mset(chunk).await?;
+    cache::set_then(&redis, chunk, Some((key, checkpoint.token()))).await?;
     if projection == Projection::Catalog {
         let _: i64 = redis.incr(CATALOG_VERSION_KEY).await?;
     }
@@ -178,17 +196,21 @@ async fn repair(projection: Projection, raw: &Client, pool: &Pool) -> anyhow::Re
 /// Deletes every cached document of `projection` (a SCAN, never a blocking KEYS).
 async fn purge(projection: Projection, redis: &Client) -> anyhow::Result<u64> {
     let Some(pattern) = projection.cached_documents_pattern() else { return Ok(0) };
-    let keys = redis.scan_buffered(pattern, Some(1000), None);
+    let keys = if redis.is_clustered() {
+        redis.scan_cluster_buffered(pattern, Some(1000), None).boxed()
+    } else {
+        redis.scan_buffered(pattern, Some(1000), None).boxed()
+    };
     pin_mut!(keys);
     let (mut purged, mut batch) = (0u64, Vec::with_capacity(CHUNK));
     while let Some(key) = keys.try_next().await? {
         batch.push(key);
         if batch.len() == CHUNK {
-            purged += redis.unlink::<u64, _>(std::mem::take(&mut batch)).await?;
+            purged += cache::unlink_all(redis, std::mem::take(&mut batch)).await?;
         }
     }
     if !batch.is_empty() {
-        purged += redis.unlink::<u64, _>(batch).await?;
+        purged += cache::unlink_all(redis, batch).await?;
     }
     Ok(purged)
 }

@@ -177,17 +177,10 @@ pub async fn cached<T: DeserializeOwned>(
     let doc: Result<Option<String>, _> = match fresh.0 {
         // No position to honour: one GET.
         None => redis.get(key).await,
-        // The projection's cache checkpoint and the document in one round trip.
-        Some(token) => redis
-            .mget::<Vec<Option<String>>, _>(vec![projection.cache_checkpoint_key(), key.to_owned()])
-            .await
-            .map(|values| {
-                let mut values = values.into_iter();
-                let (checkpoint, doc) = (values.next().flatten(), values.next().flatten());
-                let current =
-                    checkpoint.as_deref().and_then(Checkpoint::parse_token).is_some_and(|c| c >= token);
-                doc.filter(|_| current)
-            }),
+        Some(token) => checkpoint_then(&redis, projection, key).await.map(|(checkpoint, doc)| {
+            let current = checkpoint.as_deref().and_then(Checkpoint::parse_token).is_some_and(|c| c >= token);
+            doc.filter(|_| current)
+        }),
     };
     let Ok(doc) = doc else {
         state.metrics.cache.with_label_values(&["error"]).inc();
@@ -196,4 +189,24 @@ pub async fn cached<T: DeserializeOwned>(
     let doc = doc.and_then(|d| serde_json::from_str(&d).ok());
     state.metrics.cache.with_label_values(&[if doc.is_some() { "hit" } else { "miss" }]).inc();
     doc
+}
+
+/// The projection's cache checkpoint and the document `key`: in one MGET on one
+/// server; on a cluster (where they are in different slots) the checkpoint first and
+/// the document after, the reverse of the order the projector writes them, so the
+/// document is at least as new as the checkpoint says.
+async fn checkpoint_then(
+    redis: &impl KeysInterface,
+    projection: Projection,
+    key: &str,
+) -> Result<(Option<String>, Option<String>), fred::error::Error> {
+    if redis.is_clustered() {
+        let checkpoint = redis.get(projection.cache_checkpoint_key()).await?;
+        return Ok((checkpoint, redis.get(key).await?));
+    }
+    let mut values = redis
+        .mget::<Vec<Option<String>>, _>(vec![projection.cache_checkpoint_key(), key.to_owned()])
+        .await?
+        .into_iter();
+    Ok((values.next().flatten(), values.next().flatten()))
 }

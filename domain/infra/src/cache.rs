@@ -4,11 +4,17 @@
 //! fast: a command gives up after a short timeout instead of queueing while Redis is
 //! down, and the client reconnects in the background. Callers treat every error as
 //! "no cache" and go to Postgres.
+//!
+//! `REDIS_URL` may name a Redis Cluster (`redis-cluster://host:port?node=host:port…`).
+//! A multi-key command must then stay within one hash slot: keys read together share
+//! a hash tag (every product document is under `{catalog}`, so a page of products is
+//! one MGET), and the writes below split by slot where keys do not (balances spread
+//! over the whole cluster).
 
 use std::time::Duration;
 
 use fred::clients::WithOptions;
-use fred::prelude::{Builder, Client, ClientLike, Config, Options, ReconnectPolicy};
+use fred::prelude::{Builder, Client, ClientLike, Config, KeysInterface, Options, ReconnectPolicy};
 
 /// How long a cache command may take before the caller falls back to Postgres.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(250);
@@ -55,4 +61,69 @@ pub fn fail_fast(client: &Client) -> WithOptions<Client> {
         timeout: Some(COMMAND_TIMEOUT),
         ..Options::default()
     })
+}
+
+/// Sets `entries` on every node that answers (one MSET per hash slot on a cluster, one
+/// MSET otherwise): a best effort, whose error says only that something was not set.
+pub async fn set_each<C: KeysInterface>(
+    redis: &C,
+    entries: Vec<(String, String)>,
+) -> Result<(), fred::error::Error> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    if !redis.is_clustered() {
+        return redis.mset(entries).await;
+    }
+    let results = futures_util::future::join_all(by_slot(entries).into_values().map(|g| redis.mset(g))).await;
+    results.into_iter().collect()
+}
+
+/// Groups keyed items by their cluster hash slot.
+fn by_slot<T>(
+    items: impl IntoIterator<Item = (String, T)>,
+) -> std::collections::HashMap<u16, Vec<(String, T)>> {
+    let mut groups: std::collections::HashMap<u16, Vec<(String, T)>> = Default::default();
+    for (k, v) in items {
+        groups.entry(fred::util::redis_keyslot(k.as_bytes())).or_default().push((k, v));
+    }
+    groups
+}
+
+/// Sets `entries`, then `last` (a checkpoint that tells readers the entries are in).
+///
+/// On one server, one MSET: atomic. On a cluster, one MSET per hash slot, sent
+/// together, and `last` only once they all succeeded, so a reader that reads `last`
+/// first and the entries after never sees entries older than `last` promises.
+pub async fn set_then<C: KeysInterface>(
+    redis: &C,
+    mut entries: Vec<(String, String)>,
+    last: Option<(String, String)>,
+) -> Result<(), fred::error::Error> {
+    if !redis.is_clustered() {
+        entries.extend(last);
+        return if entries.is_empty() { Ok(()) } else { redis.mset(entries).await };
+    }
+    futures_util::future::try_join_all(by_slot(entries).into_values().map(|group| redis.mset(group))).await?;
+    match last {
+        Some((k, v)) => redis.set(k, v, None, None, false).await,
+        None => Ok(()),
+    }
+}
+
+/// Unlinks `keys` (per hash slot on a cluster); how many existed.
+pub async fn unlink_all<C: KeysInterface>(
+    redis: &C,
+    keys: Vec<fred::types::Key>,
+) -> Result<u64, fred::error::Error> {
+    if !redis.is_clustered() {
+        return redis.unlink(keys).await;
+    }
+    let mut by_slot: std::collections::HashMap<u16, Vec<fred::types::Key>> = Default::default();
+    for k in keys {
+        by_slot.entry(k.cluster_hash()).or_default().push(k);
+    }
+    let counts =
+        futures_util::future::try_join_all(by_slot.into_values().map(|g| redis.unlink::<u64, _>(g))).await?;
+    Ok(counts.into_iter().sum())
 }

@@ -66,7 +66,7 @@ impl Projection {
     pub fn cached_documents_pattern(self) -> Option<&'static str> {
         match self {
             Projection::Accounts => Some("tally:balance:*"),
-            Projection::Catalog => Some("tally:product:*"),
+            Projection::Catalog => Some("tally:{catalog}:product:*"),
             Projection::Orders | Projection::Insights => None,
         }
     }
@@ -92,8 +92,11 @@ pub fn balance_key(user_id: Uuid) -> String {
     format!("tally:balance:{user_id}")
 }
 
+/// Every product document shares the hash tag `{catalog}`, so a page of them is one
+/// MGET on Redis Cluster too (the catalog is small; balances, which are many and read
+/// one at a time, spread over the cluster).
 pub fn product_key(id: Uuid) -> String {
-    format!("tally:product:{id}")
+    format!("tally:{{catalog}}:product:{id}")
 }
 
 /// A cached search: the catalog version it was computed at and a digest of its filters.

@@ -10,6 +10,7 @@ mod offers;
 mod openapi;
 mod profiles;
 mod recommendations;
+mod redis_cluster;
 mod redis_down;
 mod replica;
 mod search;

@@ -27,7 +27,8 @@ fn ids(page: &Value) -> Vec<&str> {
 async fn cached_doc(redis_url: &str, product: &str, needle: &str) -> String {
     let redis = infra::cache::connect(redis_url).await.expect("redis");
     for _ in 0..200 {
-        let doc: Option<String> = redis.get(format!("tally:product:{product}")).await.expect("get");
+        let doc: Option<String> =
+            redis.get(infra::read_model::product_key(product.parse().expect("uuid"))).await.expect("get");
         if let Some(doc) = doc.filter(|d| d.contains(needle)) {
             return doc;
         }

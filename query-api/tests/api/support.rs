@@ -41,13 +41,16 @@ pub async fn stack_on(db: TestDb, env: &[(&str, String)]) -> Stack {
     let cmd =
         spawn_app_on(db, &[("TALLY_RATE_LIMIT_USER", "0"), ("TALLY_WEBHOOK_ALLOW_PRIVATE", "true")]).await;
     let redis = TestRedis::start().await.expect("redis");
+    // A test may bring its own Redis (a cluster); the private one then stands idle.
+    let redis_url =
+        env.iter().find(|(k, _)| *k == "REDIS_URL").map_or_else(|| redis.url.clone(), |(_, v)| v.clone());
     // Webhook receivers are local; retries come within 2 s so outages heal quickly.
     let mut config = runner::RunConfig::new(&cmd.db.url);
     config.dispatch.allow_private = true;
     config.dispatch.retry_cap = std::time::Duration::from_secs(2);
-    let projector = runner::spawn_with(config, &redis.url).await.expect("projector");
+    let projector = runner::spawn_with(config, &redis_url).await.expect("projector");
 
-    let (db_url, redis_url) = (cmd.db.url.clone(), redis.url.clone());
+    let db_url = cmd.db.url.clone();
     let lookup = |k: &str| -> Option<String> {
         if let Some((_, v)) = env.iter().find(|(name, _)| *name == k) {
             return Some(v.clone());

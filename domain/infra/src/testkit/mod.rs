@@ -14,7 +14,7 @@ use crate::db;
 mod postgres;
 mod redis;
 pub use postgres::TestPostgres;
-pub use redis::TestRedis;
+pub use redis::{TestRedis, TestRedisCluster};
 
 /// A fresh, migrated database for one test.
 #[derive(Debug)]
