@@ -6,6 +6,7 @@ mod end_to_end;
 mod erasure;
 mod experiments;
 mod hostile;
+mod instances;
 mod offers;
 mod openapi;
 mod profiles;

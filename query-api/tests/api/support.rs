@@ -44,20 +44,33 @@ pub async fn stack_on(db: TestDb, env: &[(&str, String)]) -> Stack {
     // A test may bring its own Redis (a cluster); the private one then stands idle.
     let redis_url =
         env.iter().find(|(k, _)| *k == "REDIS_URL").map_or_else(|| redis.url.clone(), |(_, v)| v.clone());
+    let projector = start_projector(&cmd.db.url, &redis_url).await;
+    let (query, handle) = start_query(&cmd.db.url, &redis_url, env).await;
+    Stack { cmd, query, redis, http: reqwest::Client::new(), projector, handle }
+}
+
+/// `projector run` in this process on `db_url`; cancel the token to stop it.
+pub async fn start_projector(db_url: &str, redis_url: &str) -> CancellationToken {
     // Webhook receivers are local; retries come within 2 s so outages heal quickly.
-    let mut config = runner::RunConfig::new(&cmd.db.url);
+    let mut config = runner::RunConfig::new(db_url);
     config.dispatch.allow_private = true;
     config.dispatch.retry_cap = std::time::Duration::from_secs(2);
-    let projector = runner::spawn_with(config, &redis_url).await.expect("projector");
+    runner::spawn_with(config, redis_url).await.expect("projector")
+}
 
-    let db_url = cmd.db.url.clone();
+/// A query API on `db_url` and `redis_url` with `env` on top: its base URL and handle.
+pub async fn start_query(
+    db_url: &str,
+    redis_url: &str,
+    env: &[(&str, String)],
+) -> (String, actix_web::dev::ServerHandle) {
     let lookup = |k: &str| -> Option<String> {
         if let Some((_, v)) = env.iter().find(|(name, _)| *name == k) {
             return Some(v.clone());
         }
         match k {
-            "DATABASE_URL" => Some(db_url.clone()),
-            "REDIS_URL" => Some(redis_url.clone()),
+            "DATABASE_URL" => Some(db_url.to_owned()),
+            "REDIS_URL" => Some(redis_url.to_owned()),
             "TALLY_QUERY_ADDR" => Some("127.0.0.1:0".into()),
             "TALLY_JWT_SECRET" => Some("test-jwt-secret".into()),
             "TALLY_PAYMENT_WEBHOOK_SECRET" => Some("unused".into()),
@@ -70,7 +83,7 @@ pub async fn stack_on(db: TestDb, env: &[(&str, String)]) -> Stack {
     let query = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     tokio::spawn(app.run());
-    Stack { cmd, query, redis, http: reqwest::Client::new(), projector, handle }
+    (query, handle)
 }
 
 impl Stack {
