@@ -51,7 +51,7 @@ impl Pair {
         body: String,
         headers: &[(&str, &str)],
     ) -> Outcome {
-        let base = if i % 2 == 0 { &self.s.cmd.base } else { &self.cmd_b.base };
+        let base = if i.is_multiple_of(2) { &self.s.cmd.base } else { &self.cmd_b.base };
         let mut req = self.s.http.post(format!("{base}{path}")).header("content-type", "application/json");
         if let Some(t) = token {
             req = req.bearer_auth(t);
