@@ -99,6 +99,24 @@ tally_ensure_redis() {
   fi
 }
 
+# A streaming hot standby of the Postgres at DATABASE_URL, made as an operator would
+# (`pg_basebackup -R`), on port PG_PORT+2; sets TALLY_REPLICA_URL (database tally) or
+# returns 1 when the primary refuses replication connections.
+tally_start_replica() {
+  local bin dir port admin
+  bin=$(pg_bindir); port=$((PG_PORT + 2))
+  dir="/tmp/tally-replica-$(printf '%s' "$TALLY_ROOT" | md5sum | cut -c1-8)"
+  admin=$(echo "$DATABASE_URL" | sed -E 's#/[^/?]+(\?|$)#/postgres\1#')
+  rm -rf "$dir"; mkdir -p "$dir"; chown "$(pg_user)" "$dir"; chmod 700 "$dir"
+  as_pg_user "$bin/pg_basebackup" -d "$admin" -D "$dir" -R -X stream -c fast >/dev/null 2>&1 || return 1
+  mkdir -p "$dir/sock"; chown "$(pg_user)" "$dir/sock"
+  log "starting a streaming replica on 127.0.0.1:$port"
+  as_pg_user "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 start -o \
+    "-p $port -c listen_addresses=127.0.0.1 -k $dir/sock -c max_connections=400 -c shared_buffers=256MB" >/dev/null
+  TALLY_STARTED+=("pg:$bin:$dir")
+  TALLY_REPLICA_URL=$(echo "$DATABASE_URL" | sed -E "s#@[^/]+/#@127.0.0.1:$port/#")
+}
+
 tally_stop_services() {
   local s
   for s in "${TALLY_STARTED[@]}"; do

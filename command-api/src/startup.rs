@@ -58,8 +58,9 @@ impl Application {
         // Rate limits are kept in Redis (one limit for every instance); each worker
         // thread gets its own connection, driven by its own runtime.
         let redis = infra::cache::client(settings.redis_url.expose())?;
+        let shared = limits::Shared::new(redis.clone(), "command");
         let server = HttpServer::new(move || {
-            let shared = limits::Shared::new(infra::cache::per_worker(&redis), "command");
+            let shared = shared.with_client(infra::cache::per_worker(&redis));
             let limits = web::Data::new(limits.shared_through(shared));
             App::new()
                 .app_data(data.clone())

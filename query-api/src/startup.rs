@@ -48,13 +48,14 @@ impl Application {
         let limits = settings.rate_limits.clone();
         let body_timeout = BodyTimeout(settings.body_timeout);
         let openapi = actix_web::web::Data::new(routes::document());
+        let shared = Shared::new(state.redis.clone(), "query");
         let server = HttpServer::new(move || {
             // Each worker thread gets its own Redis connection, driven by its own runtime,
             // so a cache read never hops threads.
             let mut state = state.clone();
             state.redis = cache::per_worker(&state.redis);
             let http_metrics = web::Data::new(state.metrics.http.clone());
-            let limits = web::Data::new(limits.shared_through(Shared::new(state.redis.clone(), "query")));
+            let limits = web::Data::new(limits.shared_through(shared.with_client(state.redis.clone())));
             App::new()
                 .app_data(web::Data::new(state))
                 .app_data(limits)

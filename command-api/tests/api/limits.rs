@@ -103,3 +103,26 @@ async fn two_instances_share_one_limit_through_redis_and_fall_back_to_their_own(
         "{allowed} let through in {secs:.2} s: each instance should allow its own burst"
     );
 }
+
+/// With a burst of 40, each instance takes leases of 4 requests from Redis and spends
+/// them locally: the two still let through the burst once between them (less at most
+/// what their last leases left unspent), never a burst each.
+#[tokio::test]
+async fn leased_requests_keep_two_instances_within_one_limit() {
+    let redis = infra::testkit::TestRedis::start().await.expect("redis");
+    let env = [
+        ("REDIS_URL", redis.url.as_str()),
+        ("TALLY_RATE_LIMIT_USER", "1"),
+        ("TALLY_RATE_LIMIT_USER_BURST", "40"),
+    ];
+    let app = spawn_app_with(&env).await;
+    let second = another_instance(&app, &env).await;
+    let user = app.register("leased").await;
+    let (allowed, secs) =
+        alternate(&app.http, &[app.base.as_str(), second.base.as_str()], &user.token, 100).await;
+    let (unspent, over_time) = (2 * 3, secs.ceil() as usize);
+    assert!(
+        allowed + unspent >= 40 && allowed <= 40 + over_time,
+        "{allowed} let through in {secs:.2} s, for a burst of 40 between two instances"
+    );
+}

@@ -8,6 +8,7 @@
 
 mod baselines;
 mod golden;
+mod instances;
 mod loadgen;
 mod logins;
 mod report;
@@ -76,6 +77,17 @@ async fn main() -> anyhow::Result<()> {
         pgbench_url,
         sql_dir: var("BENCH_SQL_DIR", "scripts/pgbench"),
     });
+
+    if std::env::args().nth(1).as_deref() == Some("instances") {
+        log("starting the projector and waiting for it to catch up");
+        let projector = Service::start("projector", &["run"], &env).await?;
+        wait_caught_up(&db_url).await?;
+        let replica = std::env::var("BENCH_REPLICA_URL").ok();
+        let rows = instances::rows(&bench, &env, replica.as_deref()).await?;
+        projector.stop().await;
+        command.stop().await;
+        return write_report(started, &db_url, rows).await;
+    }
 
     let mut rows = Vec::new();
     log("redemptions, 64 closed-loop clients, then pgbench");
@@ -147,9 +159,14 @@ async fn main() -> anyhow::Result<()> {
     log(&format!("rebuild: seeding about {events} events"));
     rows.push(rebuild(&rebuild_url, events).await?);
 
+    write_report(started, &db_url, rows).await
+}
+
+/// Prints the rows as Markdown and writes them as JSON to `BENCH_OUT`.
+async fn write_report(started: Instant, db_url: &str, rows: Vec<Row>) -> anyhow::Result<()> {
     let report = Report {
         machine: machine(),
-        settings: settings(&db_url).await?,
+        settings: settings(db_url).await?,
         seconds: started.elapsed().as_secs_f64(),
         rows,
     };

@@ -58,6 +58,17 @@ impl Bench {
         self.redemptions_closed_at(self.api.base.clone(), products).await
     }
 
+    /// [`Bench::redemptions_closed`] with worker `w` on the command API at
+    /// `bases[w % bases.len()]`, over every product.
+    pub async fn redemptions_spread(self: &Arc<Self>, bases: Vec<String>) -> Run {
+        let bench = self.clone();
+        closed_loop(CLIENTS, self.duration, move |w, n| {
+            let products = &bench.products;
+            send(bench.redeem_at(&bases[w % bases.len()], w, &products[(w + n as usize) % products.len()]))
+        })
+        .await
+    }
+
     /// [`Bench::redemptions_closed`] against the command API at `base`.
     async fn redemptions_closed_at(self: &Arc<Self>, base: String, products: Arc<Vec<String>>) -> Run {
         let bench = self.clone();
