@@ -61,10 +61,15 @@ async fn cached_gets(bench: &Arc<Bench>, env: &[(&str, String)]) -> anyhow::Resu
     b.stop().await;
     a.stop().await;
     let mut limited_env = env.to_vec();
-    limited_env.extend([
-        ("TALLY_RATE_LIMIT_USER", "1000000".to_owned()),
-        ("TALLY_RATE_LIMIT_ADDR", "1000000".to_owned()),
-    ]);
+    // Rates no run reaches, with the default bursts (so the default lease sizes).
+    for (k, v) in [
+        ("TALLY_RATE_LIMIT_USER", "1000000"),
+        ("TALLY_RATE_LIMIT_USER_BURST", "200"),
+        ("TALLY_RATE_LIMIT_ADDR", "1000000"),
+        ("TALLY_RATE_LIMIT_ADDR_BURST", "2000"),
+    ] {
+        limited_env.push((k, v.to_owned()));
+    }
     let limited = Service::start("query-api", &[], &limited_env).await?;
     let with_limits = baselines::wrk(&url(&limited), Some(&token), CLIENTS, bench.duration).await?;
     limited.stop().await;
