@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,15 +21,31 @@ static GCRA: std::sync::LazyLock<Script> =
 
 /// How long a lease may be spent.
 const LEASE: Duration = Duration::from_secs(1);
+/// After Redis failed to answer, how long checks stay local before asking again.
+const BACK_OFF: Duration = Duration::from_secs(1);
 /// Leases kept before expired ones are dropped.
 const MAX_LEASES: usize = 100_000;
 
-/// Requests taken from Redis and not spent yet.
-#[derive(Debug, Clone, Copy)]
+/// Requests taken from Redis for one key and not spent yet, and the lock that one
+/// refill at a time holds, so when a lease runs out one request refills it while the
+/// others of that key wait for it, instead of all asking Redis at once.
+#[derive(Debug)]
 struct Lease {
     left: u32,
     until: Instant,
+    refill: Arc<tokio::sync::Mutex<()>>,
 }
+
+impl Lease {
+    /// Spends one request, if the lease has one left and is still live.
+    fn spend(&mut self, now: Instant) -> bool {
+        let live = self.left > 0 && self.until > now;
+        self.left -= u32::from(live);
+        live
+    }
+}
+
+type Leases = Arc<Mutex<HashMap<String, Lease>>>;
 
 /// A Redis client (one per worker, like the caches'), the service's name, and the
 /// process's leases.
@@ -38,14 +53,15 @@ struct Lease {
 pub struct Shared {
     redis: Client,
     service: &'static str,
-    leases: Arc<Mutex<HashMap<String, Lease>>>,
-    /// Set while Redis does not answer, so the switch is logged once each way.
-    local: Arc<AtomicBool>,
+    leases: Leases,
+    /// Until when Redis is not asked (it just failed to answer); `Some` also means the
+    /// switch to local limits was logged.
+    down_until: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Shared {
     pub fn new(redis: Client, service: &'static str) -> Self {
-        Shared { redis, service, leases: Default::default(), local: Arc::new(AtomicBool::new(false)) }
+        Shared { redis, service, leases: Default::default(), down_until: Default::default() }
     }
 
     /// The same limits (and leases) through another client: one per worker thread.
@@ -63,19 +79,34 @@ impl Shared {
         burst: NonZeroU32,
     ) -> Option<Duration> {
         let redis_key = format!("tally:rl:{}:{kind}:{key}", self.service);
-        if self.spend(&redis_key) {
+        let refill = match self.spend_or_refill_lock(&redis_key) {
+            None => return Some(Duration::ZERO),
+            Some(refill) => refill,
+        };
+        let _refilling = refill.lock().await;
+        // Another request may have refilled it while this one waited.
+        if self.spend_or_refill_lock(&redis_key).is_none() {
             return Some(Duration::ZERO);
+        }
+        let now = Instant::now();
+        if lock(&self.down_until).is_some_and(|until| until > now) {
+            return None;
         }
         let interval = 1_000_000 / u64::from(rate.get()).max(1);
         let wanted = (burst.get() / 10).max(1);
         match self.take(&redis_key, interval, u64::from(burst.get()), wanted).await {
             Ok(granted) if granted > 0 => {
-                self.keep(redis_key, granted as u32 - 1);
+                if let Some(lease) = lock(&self.leases).get_mut(&redis_key) {
+                    (lease.left, lease.until) = (granted as u32 - 1, Instant::now() + LEASE);
+                }
                 Some(Duration::ZERO)
             }
             Ok(wait_us) => Some(Duration::from_micros(wait_us.unsigned_abs())),
             Err(e) => {
-                if !self.local.swap(true, Ordering::Relaxed) {
+                // Not connected is known at once; a command that failed or timed out
+                // was not, so the next ones stay local for a while.
+                let back_off = if self.redis.is_connected() { BACK_OFF } else { Duration::ZERO };
+                if lock(&self.down_until).replace(Instant::now() + back_off).is_none() {
                     tracing::warn!(error = %e, "Redis does not answer: rate limits fall back to this process");
                 }
                 None
@@ -83,27 +114,21 @@ impl Shared {
         }
     }
 
-    /// Spends one request of a live lease on `key`, if there is one.
-    fn spend(&self, key: &str) -> bool {
-        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
-        match leases.get_mut(key) {
-            Some(lease) if lease.left > 0 && lease.until > Instant::now() => {
-                lease.left -= 1;
-                true
-            }
-            _ => false,
+    /// Spends one request of `key`'s lease (`None`), or answers the lock to hold while
+    /// refilling it (an empty lease is made if there is none).
+    fn spend_or_refill_lock(&self, key: &str) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        let now = Instant::now();
+        let mut leases = lock(&self.leases);
+        if let Some(lease) = leases.get_mut(key) {
+            return (!lease.spend(now)).then(|| lease.refill.clone());
         }
-    }
-
-    fn keep(&self, key: String, left: u32) {
-        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
         if leases.len() >= MAX_LEASES {
-            let now = Instant::now();
             leases.retain(|_, l| l.until > now && l.left > 0);
         }
-        if left > 0 {
-            leases.insert(key, Lease { left, until: Instant::now() + LEASE });
-        }
+        let lease = Lease { left: 0, until: now, refill: Default::default() };
+        let refill = lease.refill.clone();
+        leases.insert(key.to_owned(), lease);
+        Some(refill)
     }
 
     /// Up to `wanted` requests from the script (see `gcra.lua`).
@@ -127,9 +152,13 @@ impl Shared {
             }
             answer => answer,
         };
-        if answer.is_ok() && self.local.swap(false, Ordering::Relaxed) {
+        if answer.is_ok() && lock(&self.down_until).take().is_some() {
             tracing::info!("Redis answers again: rate limits are shared again");
         }
         answer
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
