@@ -68,6 +68,36 @@ pub async fn wrk(
     if let Some(t) = token {
         args.extend(["-H".to_owned(), format!("Authorization: Bearer {t}")]);
     }
+    wrk_run(args).await
+}
+
+/// [`wrk`] with each request signed by the next of `tokens` in turn (many users, as
+/// per-user limits see them, rather than one user at the whole rate).
+pub async fn wrk_tokens(
+    url: &str,
+    tokens: &[String],
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<Wrk> {
+    let list = tokens.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(",");
+    let script = format!(
+        "local tokens = {{{list}}}\nlocal i = 0\nrequest = function()\n  i = i + 1\n  \
+         return wrk.format(\"GET\", nil, {{[\"Authorization\"] = \"Bearer \" .. tokens[(i % #tokens) + 1]}})\nend\n"
+    );
+    let path = std::env::temp_dir().join(format!("tally-bench-tokens-{}.lua", std::process::id()));
+    std::fs::write(&path, script)?;
+    let args = vec![
+        "-t2".to_owned(),
+        format!("-c{connections}"),
+        format!("-d{}s", duration.as_secs()),
+        "-s".to_owned(),
+        path.to_string_lossy().into_owned(),
+        url.to_owned(),
+    ];
+    wrk_run(args).await
+}
+
+async fn wrk_run(args: Vec<String>) -> anyhow::Result<Wrk> {
     let out = run("wrk", args).await?;
     let requests_per_second = figure(&out, "Requests/sec:").context("no Requests/sec in wrk's output")?;
     let non_2xx = figure(&out, "Non-2xx or 3xx responses: ").unwrap_or(0.0) as u64;

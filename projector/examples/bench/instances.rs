@@ -44,18 +44,19 @@ async fn redemptions(bench: &Arc<Bench>, env: &[(&str, String)]) -> anyhow::Resu
     ])
 }
 
-/// Cached balance GETs under wrk: one query API with 64 connections, two with 32
-/// each, then one with the default rate limits on (kept in Redis).
+/// Cached balance GETs under wrk, each request as the next of the 64 customers: one
+/// query API with 64 connections, two with 32 each, then one with the rate limits on
+/// (kept in Redis).
 async fn cached_gets(bench: &Arc<Bench>, env: &[(&str, String)]) -> anyhow::Result<Vec<Row>> {
     crate::log("cached balance GETs: one query API, two, then one with rate limits on");
-    let token = bench.customers[0].token.clone();
+    let tokens: Vec<String> = bench.customers.iter().map(|c| c.token.clone()).collect();
     let (a, b) = (Service::start("query-api", &[], env).await?, Service::start("query-api", &[], env).await?);
     let url = |s: &Service| format!("{}/v1/me/balance", s.base);
     let (url_a, url_b) = (url(&a), url(&b));
-    let one = baselines::wrk(&url_a, Some(&token), CLIENTS, bench.duration).await?;
+    let one = baselines::wrk_tokens(&url_a, &tokens, CLIENTS, bench.duration).await?;
     let (x, y) = tokio::join!(
-        baselines::wrk(&url_a, Some(&token), CLIENTS / 2, bench.duration),
-        baselines::wrk(&url_b, Some(&token), CLIENTS / 2, bench.duration)
+        baselines::wrk_tokens(&url_a, &tokens, CLIENTS / 2, bench.duration),
+        baselines::wrk_tokens(&url_b, &tokens, CLIENTS / 2, bench.duration)
     );
     let (x, y) = (x?, y?);
     b.stop().await;
@@ -71,7 +72,7 @@ async fn cached_gets(bench: &Arc<Bench>, env: &[(&str, String)]) -> anyhow::Resu
         limited_env.push((k, v.to_owned()));
     }
     let limited = Service::start("query-api", &[], &limited_env).await?;
-    let with_limits = baselines::wrk(&url(&limited), Some(&token), CLIENTS, bench.duration).await?;
+    let with_limits = baselines::wrk_tokens(&url(&limited), &tokens, CLIENTS, bench.duration).await?;
     limited.stop().await;
     let errors = one.errors + x.errors + y.errors + with_limits.errors;
     Ok(vec![
