@@ -6,6 +6,7 @@
 //! append). Body and token extraction and problem+json errors are shared with the
 //! query API in `infra::http`.
 
+pub mod hot;
 pub mod passwords;
 pub mod pipeline;
 pub mod routes;

@@ -183,7 +183,7 @@ async fn attempt_once(
     Ok((status, body, false))
 }
 
-fn replay(
+pub(crate) fn replay(
     key: &IdempotencyKey,
     stored: store::idempotency::Stored,
 ) -> Result<(StatusCode, Map<String, Value>, bool), ApiError> {

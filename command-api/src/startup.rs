@@ -40,6 +40,7 @@ impl Application {
             webhook_allow_private: settings.webhook_allow_private,
             passwords: Passwords::start(),
             throttle: Arc::new(LoginThrottle::default()),
+            redemptions: Arc::default(),
         };
         if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
             bootstrap_admin(&state, email, password.expose()).await?;

@@ -6,7 +6,9 @@ use deadpool_postgres::Pool;
 use infra::config::Secret;
 use infra::token::TokenKeys;
 
+use crate::hot::GroupCommit;
 use crate::passwords::Passwords;
+use crate::routes::redemptions::PlaceRedemption;
 use crate::throttle::LoginThrottle;
 
 #[derive(Debug, Clone)]
@@ -19,4 +21,6 @@ pub struct AppState {
     pub webhook_allow_private: bool,
     pub passwords: Passwords,
     pub throttle: Arc<LoginThrottle>,
+    /// Redemptions of the same product share a transaction (group commit).
+    pub redemptions: Arc<GroupCommit<PlaceRedemption>>,
 }

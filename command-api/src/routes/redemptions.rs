@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::hot::Batchable;
 use crate::pipeline::{self, Command, Context, Reply};
 use crate::state::AppState;
 
@@ -41,7 +42,8 @@ pub struct NewRedemption {
     recommendation_id: Option<RecommendationId>,
 }
 
-struct PlaceRedemption {
+/// Placing a redemption: batched per product (see [`crate::hot`]).
+pub struct PlaceRedemption {
     id: RedemptionId,
     product_id: ProductId,
     order: Order,
@@ -118,7 +120,18 @@ pub async fn place(
     let order =
         Order { user_id: caller.user_id(), quantity, offer_only: offer_only.unwrap_or(true), max_points };
     let command = PlaceRedemption { id: RedemptionId(Uuid::new_v4()), product_id, order, recommendation_id };
-    pipeline::run(&state, ctx, idempotency, &command).await
+    let (status, body, replayed) = state.redemptions.execute(&state, ctx, idempotency, command).await?;
+    Ok(pipeline::render(&status, body, replayed))
+}
+
+impl Batchable for PlaceRedemption {
+    fn hot_stream(&self) -> String {
+        self.product_id.stream()
+    }
+
+    fn streams(&self) -> Vec<String> {
+        vec![self.order.user_id.stream(), self.product_id.stream()]
+    }
 }
 
 /// Cancel or fulfil: settle the redemption, then the stock (and, for a cancel, the points).

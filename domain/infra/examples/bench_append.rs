@@ -99,7 +99,7 @@ async fn append_one(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
     let (account, product) = (format!("bench-account-{a}"), format!("bench-product-{p}"));
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    let heads = store::lock_streams(&*tx, &[&account, &product]).await?;
+    let mut heads = store::lock_streams(&*tx, &[&account, &product]).await?;
     let appends = vec![
         StreamAppend {
             expected_version: heads[&account].version,
@@ -117,7 +117,7 @@ async fn append_one(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
             events: vec![event(3)],
         },
     ];
-    store::append_locked(&*tx, &heads, &appends, &meta(), Utc::now()).await?;
+    store::append_locked(&*tx, &mut heads, &appends, &meta(), Utc::now()).await?;
     tx.commit().await?;
     Ok(())
 }

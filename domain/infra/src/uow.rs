@@ -194,6 +194,11 @@ impl<'c> UnitOfWork<'c> {
         Ok(state)
     }
 
+    /// Whether events are queued that [`UnitOfWork::save`] has not written yet.
+    pub fn has_pending(&self) -> bool {
+        !self.appends.is_empty()
+    }
+
     /// Writes everything queued: the events of every stream in one append, then the
     /// due snapshots. Returns the checkpoint to hand back to the client: the last event
     /// appended, or, when nothing was, the newest event the command read.
@@ -201,7 +206,7 @@ impl<'c> UnitOfWork<'c> {
         if self.appends.is_empty() {
             return Ok(self.newest_read.unwrap_or_default());
         }
-        let appended = store::append_locked(&*self.tx, &self.heads, &self.appends, metadata, now).await?;
+        let appended = store::append_locked(&*self.tx, &mut self.heads, &self.appends, metadata, now).await?;
         for s in self.snapshots.drain(..) {
             let stored = snapshots::Stored { version: s.version, state: s.state, last: appended.last };
             snapshots::write(&*self.tx, &s.stream_id, s.schema, &stored).await?;

@@ -90,8 +90,8 @@ pub async fn append(
     recorded_at: DateTime<Utc>,
 ) -> Result<Appended, StoreError> {
     let ids: Vec<&str> = appends.iter().map(|a| a.stream_id.as_str()).collect();
-    let heads = lock_streams(tx, &ids).await?;
-    append_locked(tx, &heads, appends, metadata, recorded_at).await
+    let mut heads = lock_streams(tx, &ids).await?;
+    append_locked(tx, &mut heads, appends, metadata, recorded_at).await
 }
 
 /// Appends every stream's events in the caller's transaction, all or nothing, given the
@@ -100,10 +100,12 @@ pub async fn append(
 ///
 /// Each stream must be at its `expected_version`; otherwise nothing is written and
 /// [`StoreError::Conflict`] names the stream (the caller rolls the transaction back).
-/// `recorded_at` is passed in so the hash can be computed before the insert.
+/// `recorded_at` is passed in so the hash can be computed before the insert. Once
+/// written, `heads` holds the streams' new heads, so a later append in the same
+/// transaction (a group commit) chains on.
 pub async fn append_locked(
     tx: &impl GenericClient,
-    heads: &Heads,
+    heads: &mut Heads,
     appends: &[StreamAppend],
     metadata: &Metadata,
     recorded_at: DateTime<Utc>,
@@ -175,6 +177,11 @@ pub async fn append_locked(
         .map(|r| Checkpoint { position: r.get(0), tx_id: parse_xid(r.get(1)) })
         .max()
         .unwrap_or_default();
+    for moved in [new_heads, moved_heads] {
+        for ((id, version), hash) in moved.ids.into_iter().zip(moved.versions).zip(moved.hashes) {
+            heads.insert(id, Head { version, hash });
+        }
+    }
     Ok(Appended { last })
 }
 

@@ -83,7 +83,7 @@ async fn interleave(opening_step_claims_a_key: bool) -> Vec<RecordedEvent> {
                     events: vec![event(2)],
                 },
             ];
-            store::append_locked(&*tx, &heads, &appends, &meta(), Utc::now()).await.expect("append");
+            store::append_locked(&*tx, &mut heads, &appends, &meta(), Utc::now()).await.expect("append");
             if opening_step_claims_a_key {
                 idempotency::record(&*tx, &key, 201, &serde_json::json!({})).await.expect("record");
             }
@@ -94,11 +94,11 @@ async fn interleave(opening_step_claims_a_key: bool) -> Vec<RecordedEvent> {
 
     let mut client = pool.get().await.expect("client");
     let tx = client.transaction().await.expect("begin");
-    let heads = store::lock_streams(&*tx, &[product]).await.expect("lock the product");
+    let mut heads = store::lock_streams(&*tx, &[product]).await.expect("lock the product");
     go.send(()).expect("go");
     until_a_lock_waits(&pool).await;
     let appends = [StreamAppend { stream_id: product.into(), expected_version: 1, events: vec![event(3)] }];
-    store::append_locked(&*tx, &heads, &appends, &meta(), Utc::now()).await.expect("append");
+    store::append_locked(&*tx, &mut heads, &appends, &meta(), Utc::now()).await.expect("append");
     tx.commit().await.expect("commit");
     first.await.expect("first finished");
     everything(&pool).await
