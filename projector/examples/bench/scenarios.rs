@@ -27,7 +27,7 @@ pub struct Bench {
     pub sql_dir: String,
 }
 
-async fn send(req: reqwest::RequestBuilder) -> Status {
+pub async fn send(req: reqwest::RequestBuilder) -> Status {
     let res = req.send().await.ok()?;
     let status = res.status().as_u16();
     let _ = res.bytes().await;
@@ -42,6 +42,15 @@ impl Bench {
     /// One redemption of one unit by customer `customer` (modulo their number).
     pub fn redeem_request(&self, customer: usize, product: &str) -> reqwest::RequestBuilder {
         self.redeem(customer, product)
+    }
+
+    /// One redemption of one unit of `product` by the customer holding `token`.
+    pub fn redeem_as(&self, token: &str, product: &str) -> reqwest::RequestBuilder {
+        self.api
+            .http
+            .post(format!("{}/v1/redemptions", self.api.base))
+            .bearer_auth(token)
+            .json(&json!({"product_id": product, "quantity": 1}))
     }
 
     fn redeem_at(&self, base: &str, customer: usize, product: &str) -> reqwest::RequestBuilder {
@@ -86,10 +95,10 @@ pub async fn redemptions(bench: &Arc<Bench>) -> anyhow::Result<(Row, f64)> {
     let run = bench.redemptions_closed(bench.products.clone()).await;
     let script = format!("{}/redeem.sql", bench.sql_dir);
     let pgbench = baselines::pgbench(&bench.pgbench_url, &script, CLIENTS, bench.duration).await?;
-    let row = Row::new("Redemptions over HTTP, 64 clients", run.rate(), "/s", "≥ 50 % of pgbench")
+    let row = Row::new("Redemptions over HTTP, 64 clients", run.rate(), "/s", "≥ 80 % of pgbench")
         .latency(run.percentiles_ms())
         .against("pgbench, equivalent tx", pgbench, "tx/s");
-    let met = row.ratio.is_some_and(|r| r >= 0.5) && run.failures() == 0;
+    let met = row.ratio.is_some_and(|r| r >= 0.8) && run.failures() == 0;
     let note = format!("{} failures", run.failures());
     Ok((row.met(met).note(note), run.rate()))
 }
@@ -110,11 +119,16 @@ pub async fn hot_product(bench: &Arc<Bench>, hot: &str) -> anyhow::Result<Row> {
     std::fs::write(&hot_sql, script.replace("\\set p random(1, 1000)", "\\set p 1"))?;
     let pgbench =
         baselines::pgbench(&bench.pgbench_url, &hot_sql.to_string_lossy(), CLIENTS, bench.duration).await?;
-    Ok(Row::new("One hot product, 64 clients", run.rate(), "/s", "no 409s, stock exact")
-        .latency(run.percentiles_ms())
-        .against("pgbench, same product", pgbench, "tx/s")
-        .met(conflicts == 0 && exact && run.failures() == 0)
-        .note(format!("{conflicts} conflicts, {stored} reserved for {} acknowledged", run.ok())))
+    Ok(Row::new(
+        "One hot product, 64 clients",
+        run.rate(),
+        "/s",
+        "≥ 3× pgbench's same-product rate, no 409s, stock exact",
+    )
+    .latency(run.percentiles_ms())
+    .against("pgbench, same product", pgbench, "tx/s")
+    .met(run.rate() >= 3.0 * pgbench && conflicts == 0 && exact && run.failures() == 0)
+    .note(format!("{conflicts} conflicts, {stored} reserved for {} acknowledged", run.ok())))
 }
 
 /// Redemption latency from the open-loop generator at `rate`.
@@ -168,10 +182,10 @@ pub async fn long_stream(bench: &Arc<Bench>, length: i64) -> anyhow::Result<Row>
         }
     }
     let ([f50, f99, _], [l50, l99, l999]) = (runs[0].percentiles_ms(), runs[1].percentiles_ms());
-    let row = Row::new("Redemption p50 on a 100,000-event account", l50, "ms", "p50 and p99 ≤ 1.5× fresh")
+    let row = Row::new("Redemption p50 on a 100,000-event account", l50, "ms", "p50 and p99 ≤ 1.2× fresh")
         .latency([l50, l99, l999])
         .against("fresh account p50", f50, "ms");
-    let met = l50 <= 1.5 * f50 && l99 <= 1.5 * f99 && runs.iter().all(|r| r.failures() == 0);
+    let met = l50 <= 1.2 * f50 && l99 <= 1.2 * f99 && runs.iter().all(|r| r.failures() == 0);
     Ok(row.met(met).note(format!(
         "p99 {l99:.1} vs {f99:.1} ms; first command after seeding {:.0} ms",
         first.as_secs_f64() * 1e3
@@ -230,9 +244,9 @@ pub async fn projection_lag(bench: &Arc<Bench>, rate: f64) -> anyhow::Result<Row
         }
     }
     let p = [50.0, 99.0, 99.9].map(|q| lags.value_at_quantile(q / 100.0) as f64 / 1e3);
-    Ok(Row::new("Append-to-visible projection lag", p[1], "ms p99", "p99 ≤ 50 ms at half the max rate")
+    Ok(Row::new("Append-to-visible projection lag", p[1], "ms p99", "p99 ≤ 25 ms at half the max rate")
         .latency(p)
-        .met(p[1] <= 50.0 && unseen == 0 && run.failures() == 0)
+        .met(p[1] <= 25.0 && unseen == 0 && run.failures() == 0)
         .note(format!("at {rate:.0} commands/s, {} failures, {unseen} never seen", run.failures())))
 }
 
@@ -257,10 +271,10 @@ pub async fn cached_balance(bench: &Arc<Bench>, query: &str) -> anyhow::Result<V
             "Cached balance GET, wrk 64 connections",
             cached.requests_per_second,
             "req/s",
-            "≥ 60 % of a trivial handler",
+            "≥ 75 % of a trivial handler",
         )
         .against("/healthz, same binary", trivial.requests_per_second, "req/s")
-        .met(cached.requests_per_second >= 0.6 * trivial.requests_per_second && ok)
+        .met(cached.requests_per_second >= 0.75 * trivial.requests_per_second && ok)
         .note(format!("{} non-2xx or socket errors", cached.errors + trivial.errors)),
         Row::new("Cached balance GET latency, open loop", open.rate(), "req/s", "reported")
             .latency(open.percentiles_ms())

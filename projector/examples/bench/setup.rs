@@ -169,6 +169,62 @@ pub async fn long_account(
     Ok(())
 }
 
+/// Appends `events` to `stream` after its current head, 10,000 per transaction.
+pub async fn extend_stream(
+    client: &mut tokio_postgres::Client,
+    stream: &str,
+    mut events: impl Iterator<Item = NewEvent>,
+) -> anyhow::Result<()> {
+    let row = client.query_one("SELECT version FROM es.streams WHERE stream_id = $1", &[&stream]).await?;
+    let mut version: i64 = row.get(0);
+    loop {
+        let chunk: Vec<NewEvent> = events.by_ref().take(10_000).collect();
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let n = chunk.len() as i64;
+        let append_one =
+            StreamAppend { stream_id: stream.to_owned(), expected_version: version, events: chunk };
+        append(client, &[append_one]).await?;
+        version += n;
+    }
+}
+
+/// `n` placed, never fulfilled redemptions of one unit on `product`: open reservations
+/// its state keeps.
+pub async fn open_reservations(
+    client: &mut tokio_postgres::Client,
+    product: &str,
+    n: usize,
+) -> anyhow::Result<()> {
+    let product_id = ProductId(product.parse()?);
+    let events = (0..n).map(move |_| {
+        new_event(&ProductEvent::StockReserved {
+            product_id,
+            redemption_id: RedemptionId(Uuid::new_v4()),
+            quantity: 1,
+            offer_id: None,
+            user_id: None,
+        })
+    });
+    extend_stream(client, &product_id.stream(), events).await
+}
+
+/// `n` paid purchases of one point each on `user`: as many lots its state keeps.
+pub async fn many_lots(client: &mut tokio_postgres::Client, user: &str, n: usize) -> anyhow::Result<()> {
+    let user_id = UserId(user.parse()?);
+    let events = (0..n).map(move |_| {
+        new_event(&AccountEvent::PointsCredited {
+            user_id,
+            lot_id: LotId(Uuid::new_v4()),
+            points: 1,
+            source: CreditSource::Purchase { purchase_id: PurchaseId(Uuid::new_v4()) },
+            expires_at: None,
+        })
+    });
+    extend_stream(client, &user_id.stream(), events).await
+}
+
 const PRODUCTS: usize = 200;
 /// Redemptions per account: each appends three events.
 const REDEMPTIONS: usize = 16;
