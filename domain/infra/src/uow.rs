@@ -18,6 +18,9 @@
 //! per-stream version order (see [`store::lock_streams`]). Extra rows a command writes
 //! beside its events (a `users` row) go through [`UnitOfWork::tx`] after its locks.
 
+use std::any::Any;
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Client, Transaction};
 use domain::{Aggregate, DomainEvent};
@@ -66,6 +69,16 @@ pub struct UnitOfWork<'c> {
     /// The newest checkpoint among the streams loaded: a command that appends nothing
     /// answers with it, so a read-your-writes wait covers what it looked at.
     newest_read: Option<Checkpoint>,
+    /// The states this transaction changed, by stream: the next command of a group
+    /// commit that loads the stream starts from them instead of reading it again.
+    changed: HashMap<String, Box<dyn Any + Send + Sync>>,
+}
+
+/// A stream's state as a push left it.
+struct Changed<A> {
+    state: A,
+    version: i64,
+    snapshot_version: i64,
 }
 
 impl<'c> UnitOfWork<'c> {
@@ -76,6 +89,7 @@ impl<'c> UnitOfWork<'c> {
             appends: Vec::new(),
             snapshots: Vec::new(),
             newest_read: None,
+            changed: HashMap::new(),
         })
     }
 
@@ -98,8 +112,21 @@ impl<'c> UnitOfWork<'c> {
 
     /// Locks (if not yet held) and loads one stream: from its snapshot when it has
     /// one, plus the events after it up to the locked head.
-    pub async fn load<A: Aggregate>(&mut self, stream_id: &str) -> Result<Loaded<A>, StoreError> {
+    pub async fn load<A: Aggregate + Send + Sync + 'static>(
+        &mut self,
+        stream_id: &str,
+    ) -> Result<Loaded<A>, StoreError> {
         self.lock(&[stream_id]).await?;
+        if let Some(c) = self.changed.remove(stream_id).and_then(|c| c.downcast::<Changed<A>>().ok()) {
+            let Changed { state, version, snapshot_version } = *c;
+            return Ok(Loaded {
+                state,
+                stream_id: stream_id.to_owned(),
+                version,
+                last: None,
+                snapshot_version,
+            });
+        }
         let head = self.heads.get(stream_id).map_or(store::NO_STREAM, |h| h.version);
         let loaded = if A::STATELESS {
             Loaded {
@@ -155,7 +182,11 @@ impl<'c> UnitOfWork<'c> {
 
     /// Queues a decision's events for the loaded stream (one push per stream) and
     /// returns the state after them; a snapshot is queued too when one falls due.
-    pub fn push<A: Aggregate>(&mut self, loaded: Loaded<A>, events: &[A::Event]) -> Result<A, StoreError> {
+    pub fn push<A: Aggregate + Send + Sync + 'static>(
+        &mut self,
+        loaded: Loaded<A>,
+        events: &[A::Event],
+    ) -> Result<A, StoreError> {
         let mut state = loaded.state;
         events.iter().for_each(|e| state.apply(e));
         if events.is_empty() {
@@ -166,6 +197,7 @@ impl<'c> UnitOfWork<'c> {
             "one push per stream and unit of work"
         );
         let version = loaded.version + events.len() as i64;
+        let mut snapshot_version = loaded.snapshot_version;
         if let Some(codec) = A::SNAPSHOT.filter(|_| version - loaded.snapshot_version >= SNAPSHOT_EVERY) {
             self.snapshots.push(DueSnapshot {
                 stream_id: loaded.stream_id.clone(),
@@ -173,6 +205,11 @@ impl<'c> UnitOfWork<'c> {
                 version,
                 state: (codec.encode)(&state)?,
             });
+            snapshot_version = version;
+        }
+        if !A::STATELESS {
+            let changed = Changed { state: state.clone(), version, snapshot_version };
+            self.changed.insert(loaded.stream_id.clone(), Box::new(changed));
         }
         let events = events
             .iter()

@@ -90,6 +90,13 @@ async fn main() -> anyhow::Result<()> {
         return write_report(started, &db_url, rows).await;
     }
 
+    if std::env::args().nth(1).as_deref() == Some("hot") {
+        // The hot-product row alone, for working on group commit.
+        let rows = vec![scenarios::hot_product(&bench, &hot).await?];
+        command.stop().await;
+        return write_report(started, &db_url, rows).await;
+    }
+
     let mut rows = Vec::new();
     log("redemptions, 64 closed-loop clients, then pgbench");
     let (row, max_rate) = scenarios::redemptions(&bench).await?;
