@@ -121,88 +121,103 @@ impl<C: Batchable> GroupCommit<C> {
 }
 
 /// Runs `batch` in one transaction and answers each request; if the transaction
-/// fails, runs each command on its own.
+/// fails, runs each command on its own. A request whose `Idempotency-Key` repeats an
+/// earlier one's in the batch runs after the commit, on its own: it then finds the
+/// earlier request's record and replays it (or runs, if that one was refused).
 async fn settle<C: Batchable>(state: &AppState, batch: Vec<Pending<C>>) {
-    if batch.len() > 1 {
-        match together(state, &batch).await {
-            Ok(outcomes) => {
-                for (pending, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = pending.reply.send(outcome);
-                }
-                return;
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, size = batch.len(), "group commit failed; its commands run one by one")
-            }
-        }
-    }
-    for p in batch {
-        let outcome = pipeline::execute(state, p.ctx, p.idempotency, &p.command).await;
+    let outcomes = if batch.len() > 1 {
+        together(state, &batch).await.unwrap_or_else(|e| {
+            tracing::debug!(error = %e, size = batch.len(), "group commit failed; its commands run one by one");
+            batch.iter().map(|_| None).collect()
+        })
+    } else {
+        vec![None]
+    };
+    for (p, outcome) in batch.into_iter().zip(outcomes) {
+        let outcome = match outcome {
+            Some(outcome) => outcome,
+            None => pipeline::execute(state, p.ctx, p.idempotency, &p.command).await,
+        };
         let _ = p.reply.send(outcome);
     }
 }
 
-/// The batch's transaction: every outcome, or the error that rolled it back.
-async fn together<C: Batchable>(state: &AppState, batch: &[Pending<C>]) -> Result<Vec<Outcome>, ApiError> {
+/// Where a request of the batch stands.
+enum Slot {
+    /// Answered: replayed from an earlier request, or refused.
+    Done(Outcome),
+    /// To run, then decided and staged: its answer, missing the position.
+    Staged(StatusCode, Map<String, Value>),
+    /// Left for after the batch (its key repeats an earlier request's).
+    Later,
+}
+
+/// The batch's transaction: every request's outcome (`None`: run it on its own
+/// afterwards), or the error that rolled it back.
+async fn together<C: Batchable>(
+    state: &AppState,
+    batch: &[Pending<C>],
+) -> Result<Vec<Option<Outcome>>, ApiError> {
     let mut client = state.pool.get().await?;
     let mut uow = UnitOfWork::begin(&mut client).await?;
     // Keys first, as the single-command path does: before any stream lock.
-    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
+    let mut keys_seen = HashSet::new();
+    let mut slots = Vec::with_capacity(batch.len());
     for p in batch {
-        let stored = match &p.idempotency {
-            Some(key) => store::idempotency::claim(uow.tx(), key).await?.map(|s| pipeline::replay(key, s)),
-            None => None,
+        let slot = match &p.idempotency {
+            Some(key) if !keys_seen.insert((key.caller.clone(), key.key.clone())) => Slot::Later,
+            Some(key) => match store::idempotency::claim(uow.tx(), key).await? {
+                Some(stored) => Slot::Done(pipeline::replay(key, stored)),
+                None => Slot::Staged(StatusCode::OK, Map::new()),
+            },
+            None => Slot::Staged(StatusCode::OK, Map::new()),
         };
-        outcomes.push(stored);
+        slots.push(slot);
     }
-    let mut streams: Vec<String> = batch
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, o)| o.is_none())
-        .flat_map(|(p, _)| p.command.streams())
-        .collect();
+    let to_run = |slot: &Slot| matches!(slot, Slot::Staged(..));
+    let mut streams: Vec<String> =
+        batch.iter().zip(&slots).filter(|(_, s)| to_run(s)).flat_map(|(p, _)| p.command.streams()).collect();
     streams.sort_unstable();
     streams.dedup();
     uow.lock(&streams.iter().map(String::as_str).collect::<Vec<_>>()).await?;
 
-    let mut keys_seen = HashSet::new();
-    for (p, outcome) in batch.iter().zip(outcomes.iter_mut()) {
-        if outcome.is_some() {
+    for (p, slot) in batch.iter().zip(slots.iter_mut()) {
+        if !to_run(slot) {
             continue;
         }
-        if let Some(key) = &p.idempotency {
-            // A key repeated within the batch: the earlier request's record, written
-            // in this transaction, answers it (or it runs, if that one was refused).
-            if !keys_seen.insert((key.caller.clone(), key.key.clone())) {
-                if let Some(stored) = store::idempotency::claim(uow.tx(), key).await? {
-                    *outcome = Some(pipeline::replay(key, stored));
-                    continue;
+        *slot = match p.command.execute(&mut uow, &p.ctx).await {
+            Ok(Reply { status, body }) => {
+                uow.stage(&p.ctx.metadata(), p.ctx.now);
+                Slot::Staged(status, body)
+            }
+            // Decided against before anything was queued: only this request fails.
+            Err(e) if !uow.has_pending() && is_decision(&e) => Slot::Done(Err(e)),
+            Err(e) => return Err(e),
+        };
+    }
+    let mut positions = uow.save_staged().await?.into_iter();
+    let mut records = Vec::new();
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for (p, slot) in batch.iter().zip(slots) {
+        outcomes.push(match slot {
+            Slot::Done(outcome) => Some(outcome),
+            Slot::Later => None,
+            Slot::Staged(status, mut body) => {
+                let position = positions.next().unwrap_or_default();
+                body.insert("position".into(), Value::String(position.token()));
+                if let Some(key) = &p.idempotency {
+                    records.push((key, status.as_u16(), Value::Object(body.clone())));
                 }
+                Some(Ok((status, body, false)))
             }
-        }
-        *outcome = Some(run_one(&mut uow, p).await?);
+        });
     }
+    // The records go out together (pipelined on the one connection).
+    let tx = uow.tx();
+    let writes = records.iter().map(|(key, status, body)| store::idempotency::record(tx, key, *status, body));
+    futures::future::try_join_all(writes).await?;
     uow.commit().await?;
-    Ok(outcomes.into_iter().map(|o| o.expect("every request answered")).collect())
-}
-
-/// One command of a batch: `Ok(its outcome)`, or `Err` when the whole batch must roll
-/// back.
-async fn run_one<C: Batchable>(uow: &mut UnitOfWork<'_>, p: &Pending<C>) -> Result<Outcome, ApiError> {
-    match p.command.execute(uow, &p.ctx).await {
-        Ok(Reply { status, mut body }) => {
-            let position = uow.save(&p.ctx.metadata(), p.ctx.now).await?;
-            body.insert("position".into(), Value::String(position.token()));
-            if let Some(key) = &p.idempotency {
-                store::idempotency::record(uow.tx(), key, status.as_u16(), &Value::Object(body.clone()))
-                    .await?;
-            }
-            Ok(Ok((status, body, false)))
-        }
-        // Decided against before anything was queued: only this request fails.
-        Err(e) if !uow.has_pending() && is_decision(&e) => Ok(Err(e)),
-        Err(e) => Err(e),
-    }
+    Ok(outcomes)
 }
 
 /// A refusal the command decided (a 4xx other than a retryable conflict).

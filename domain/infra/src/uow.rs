@@ -72,6 +72,17 @@ pub struct UnitOfWork<'c> {
     /// The states this transaction changed, by stream: the next command of a group
     /// commit that loads the stream starts from them instead of reading it again.
     changed: HashMap<String, Box<dyn Any + Send + Sync>>,
+    /// Earlier commands' writes of a group commit, not written yet.
+    staged: Vec<Staged>,
+}
+
+/// A command's writes, queued for [`UnitOfWork::save_staged`].
+struct Staged {
+    appends: Vec<StreamAppend>,
+    snapshots: Vec<DueSnapshot>,
+    metadata: Metadata,
+    recorded_at: DateTime<Utc>,
+    newest_read: Option<Checkpoint>,
 }
 
 /// A stream's state as a push left it.
@@ -90,6 +101,7 @@ impl<'c> UnitOfWork<'c> {
             snapshots: Vec::new(),
             newest_read: None,
             changed: HashMap::new(),
+            staged: Vec::new(),
         })
     }
 
@@ -117,8 +129,9 @@ impl<'c> UnitOfWork<'c> {
         stream_id: &str,
     ) -> Result<Loaded<A>, StoreError> {
         self.lock(&[stream_id]).await?;
-        if let Some(c) = self.changed.remove(stream_id).and_then(|c| c.downcast::<Changed<A>>().ok()) {
-            let Changed { state, version, snapshot_version } = *c;
+        // Cloned, not taken: a command refused after loading must leave it for the next.
+        if let Some(c) = self.changed.get(stream_id).and_then(|c| c.downcast_ref::<Changed<A>>()) {
+            let (state, version, snapshot_version) = (c.state.clone(), c.version, c.snapshot_version);
             return Ok(Loaded {
                 state,
                 stream_id: stream_id.to_owned(),
@@ -250,6 +263,49 @@ impl<'c> UnitOfWork<'c> {
         }
         self.appends.clear();
         Ok(appended.last)
+    }
+
+    /// Sets aside what the command queued, with its own metadata and clock, for one
+    /// [`UnitOfWork::save_staged`] with the other commands of a group commit. The next
+    /// command's loads see its changes already (the states it pushed).
+    pub fn stage(&mut self, metadata: &Metadata, now: DateTime<Utc>) {
+        self.staged.push(Staged {
+            appends: std::mem::take(&mut self.appends),
+            snapshots: std::mem::take(&mut self.snapshots),
+            metadata: metadata.clone(),
+            recorded_at: now,
+            newest_read: self.newest_read,
+        });
+    }
+
+    /// Writes every staged command's events in one append and their due snapshots.
+    /// Returns each command's checkpoint, in staging order (as [`UnitOfWork::save`]).
+    pub async fn save_staged(&mut self) -> Result<Vec<Checkpoint>, StoreError> {
+        let staged = std::mem::take(&mut self.staged);
+        let lasts = if staged.iter().any(|s| s.appends.iter().any(|a| !a.events.is_empty())) {
+            let groups: Vec<store::Group<'_>> = staged
+                .iter()
+                .map(|s| store::Group {
+                    appends: &s.appends,
+                    metadata: &s.metadata,
+                    recorded_at: s.recorded_at,
+                })
+                .collect();
+            store::append_groups(&*self.tx, &mut self.heads, &groups).await?
+        } else {
+            vec![None; staged.len()]
+        };
+        for (s, last) in staged.iter().zip(&lasts) {
+            for snap in &s.snapshots {
+                let stored = snapshots::Stored {
+                    version: snap.version,
+                    state: snap.state.clone(),
+                    last: last.unwrap_or_default(),
+                };
+                snapshots::write(&*self.tx, &snap.stream_id, snap.schema, &stored).await?;
+            }
+        }
+        Ok(staged.iter().zip(lasts).map(|(s, last)| last.or(s.newest_read).unwrap_or_default()).collect())
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {

@@ -30,7 +30,7 @@ const INSERT_EVENTS: &str = "INSERT INTO es.events \
      (stream_id, version, event_id, event_type, schema_version, data, metadata, recorded_at, hash) \
      SELECT * FROM UNNEST($1::text[], $2::int8[], $3::uuid[], $4::text[], $5::int4[], \
                           $6::jsonb[], $7::jsonb[], $8::timestamptz[], $9::bytea[]) \
-     RETURNING position, tx_id::text";
+     RETURNING position, tx_id::text, stream_id, version";
 
 /// A stream's head as its lock holder sees it: the version and hash of its last event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -102,7 +102,7 @@ pub async fn append(
 /// [`StoreError::Conflict`] names the stream (the caller rolls the transaction back).
 /// `recorded_at` is passed in so the hash can be computed before the insert. Once
 /// written, `heads` holds the streams' new heads, so a later append in the same
-/// transaction (a group commit) chains on.
+/// transaction chains on.
 pub async fn append_locked(
     tx: &impl GenericClient,
     heads: &mut Heads,
@@ -110,47 +110,77 @@ pub async fn append_locked(
     metadata: &Metadata,
     recorded_at: DateTime<Utc>,
 ) -> Result<Appended, StoreError> {
-    let recorded_at = chain::truncate_to_micros(recorded_at);
-    let metadata = serde_json::to_value(metadata)?;
+    let group = Group { appends, metadata, recorded_at };
+    let last = append_groups(tx, heads, &[group]).await?;
+    Ok(Appended { last: last.into_iter().flatten().next().ok_or(StoreError::Empty)? })
+}
+
+/// One command's appends within a group commit: its own metadata and clock.
+pub struct Group<'a> {
+    pub appends: &'a [StreamAppend],
+    pub metadata: &'a Metadata,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Appends several commands' events in one round of statements, in order: a stream
+/// appended by several groups chains from one group's events to the next's (each
+/// group's `expected_version` counts the earlier groups' events). Returns each
+/// group's last checkpoint (`None` for a group without events); `heads` then holds the
+/// new heads.
+pub async fn append_groups(
+    tx: &impl GenericClient,
+    heads: &mut Heads,
+    groups: &[Group<'_>],
+) -> Result<Vec<Option<Checkpoint>>, StoreError> {
     let mut cols = EventColumns::default();
-    let (mut new_heads, mut moved_heads) = (HeadColumns::default(), HeadColumns::default());
-    for a in appends.iter().filter(|a| !a.events.is_empty()) {
-        let (version, mut prev_hash) = match heads.get(&a.stream_id) {
-            Some(h) => (h.version, h.hash.clone()),
-            None => (NO_STREAM, Vec::new()),
-        };
-        if version != a.expected_version {
-            return Err(conflict(a));
+    // Each touched stream's tip as the appends so far leave it, and whether it existed.
+    let mut tips: HashMap<&str, (i64, Vec<u8>, bool)> = HashMap::new();
+    let mut group_of: HashMap<(&str, i64), usize> = HashMap::new();
+    for (g, group) in groups.iter().enumerate() {
+        let recorded_at = chain::truncate_to_micros(group.recorded_at);
+        let metadata = serde_json::to_value(group.metadata)?;
+        for a in group.appends.iter().filter(|a| !a.events.is_empty()) {
+            let tip = tips.entry(a.stream_id.as_str()).or_insert_with(|| match heads.get(&a.stream_id) {
+                Some(h) => (h.version, h.hash.clone(), h.version != NO_STREAM),
+                None => (NO_STREAM, Vec::new(), false),
+            });
+            if tip.0 != a.expected_version {
+                return Err(conflict(a));
+            }
+            for e in &a.events {
+                let v = tip.0 + 1;
+                let hash = chain::event_hash(
+                    &tip.1,
+                    &chain::Canonical {
+                        stream_id: &a.stream_id,
+                        version: v,
+                        event_id: e.event_id,
+                        event_type: &e.event_type,
+                        schema_version: e.schema_version,
+                        data: &e.data,
+                        metadata: &metadata,
+                        recorded_at,
+                    },
+                );
+                cols.push(a, e, v, &metadata, recorded_at, &hash);
+                group_of.insert((a.stream_id.as_str(), v), g);
+                *tip = (v, hash, tip.2);
+            }
         }
-        for (i, e) in a.events.iter().enumerate() {
-            let v = version + 1 + i as i64;
-            let hash = chain::event_hash(
-                &prev_hash,
-                &chain::Canonical {
-                    stream_id: &a.stream_id,
-                    version: v,
-                    event_id: e.event_id,
-                    event_type: &e.event_type,
-                    schema_version: e.schema_version,
-                    data: &e.data,
-                    metadata: &metadata,
-                    recorded_at,
-                },
-            );
-            cols.push(a, e, v, &metadata, recorded_at, &hash);
-            prev_hash = hash;
-        }
-        let head = if version == NO_STREAM { &mut new_heads } else { &mut moved_heads };
-        head.push(&a.stream_id, version + a.events.len() as i64, prev_hash);
     }
     if cols.stream_ids.is_empty() {
         return Err(StoreError::Empty);
     }
-
+    let (mut new_heads, mut moved_heads) = (HeadColumns::default(), HeadColumns::default());
+    for (stream, (version, hash, existed)) in &tips {
+        let head = if *existed { &mut moved_heads } else { &mut new_heads };
+        head.push(stream, *version, hash.clone());
+    }
+    let first = groups.iter().find_map(|g| g.appends.first());
     if !new_heads.ids.is_empty() {
         tx.execute(INSERT_STREAMS, &[&new_heads.ids, &new_heads.versions, &new_heads.hashes])
             .await
-            .map_err(|e| unique_violation_as_conflict(e, appends))?;
+            .map_err(|e| unique_violation_as_conflict(e, first))?;
     }
     if !moved_heads.ids.is_empty() {
         tx.execute(UPDATE_STREAMS, &[&moved_heads.ids, &moved_heads.versions, &moved_heads.hashes]).await?;
@@ -171,18 +201,19 @@ pub async fn append_locked(
             ],
         )
         .await
-        .map_err(|e| unique_violation_as_conflict(e, appends))?;
-    let last = rows
-        .iter()
-        .map(|r| Checkpoint { position: r.get(0), tx_id: parse_xid(r.get(1)) })
-        .max()
-        .unwrap_or_default();
+        .map_err(|e| unique_violation_as_conflict(e, first))?;
+    let mut last = vec![None; groups.len()];
+    for r in &rows {
+        let checkpoint = Checkpoint { position: r.get(0), tx_id: parse_xid(r.get(1)) };
+        let g = group_of[&(r.get::<_, &str>(2), r.get::<_, i64>(3))];
+        last[g] = last[g].max(Some(checkpoint));
+    }
     for moved in [new_heads, moved_heads] {
         for ((id, version), hash) in moved.ids.into_iter().zip(moved.versions).zip(moved.hashes) {
             heads.insert(id, Head { version, hash });
         }
     }
-    Ok(Appended { last })
+    Ok(last)
 }
 
 fn conflict(a: &StreamAppend) -> StoreError {
@@ -192,9 +223,9 @@ fn conflict(a: &StreamAppend) -> StoreError {
 /// A concurrent writer created the same stream (or version) first. Postgres does not
 /// say which of the appended streams collided, so the conflict names the first one;
 /// callers retry the whole command either way.
-fn unique_violation_as_conflict(e: tokio_postgres::Error, appends: &[StreamAppend]) -> StoreError {
+fn unique_violation_as_conflict(e: tokio_postgres::Error, first: Option<&StreamAppend>) -> StoreError {
     if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-        if let Some(a) = appends.first() {
+        if let Some(a) = first {
             return conflict(a);
         }
     }
