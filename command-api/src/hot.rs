@@ -39,6 +39,12 @@ pub trait Batchable: Command + Send + 'static {
     fn hot_stream(&self) -> String;
     /// Every stream the command locks.
     fn streams(&self) -> Vec<String>;
+    /// Loads, all at once, what the batch's commands will load one by one (their
+    /// streams are locked by then).
+    #[allow(async_fn_in_trait)]
+    async fn prefetch(_uow: &mut UnitOfWork<'_>, _batch: &[&Self]) -> Result<(), ApiError> {
+        Ok(())
+    }
 }
 
 type Outcome = Result<(StatusCode, Map<String, Value>, bool), ApiError>;
@@ -180,6 +186,9 @@ async fn together<C: Batchable>(
     streams.sort_unstable();
     streams.dedup();
     uow.lock(&streams.iter().map(String::as_str).collect::<Vec<_>>()).await?;
+    let running: Vec<&C> =
+        batch.iter().zip(&slots).filter(|(_, s)| to_run(s)).map(|(p, _)| &p.command).collect();
+    C::prefetch(&mut uow, &running).await?;
 
     for (p, slot) in batch.iter().zip(slots.iter_mut()) {
         if !to_run(slot) {

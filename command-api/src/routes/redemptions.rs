@@ -132,6 +132,13 @@ impl Batchable for PlaceRedemption {
     fn streams(&self) -> Vec<String> {
         vec![self.order.user_id.stream(), self.product_id.stream()]
     }
+
+    /// The customers' accounts, in two reads for the whole batch.
+    async fn prefetch(uow: &mut UnitOfWork<'_>, batch: &[&Self]) -> Result<(), ApiError> {
+        let accounts: Vec<String> = batch.iter().map(|c| c.order.user_id.stream()).collect();
+        uow.prefetch::<Account>(&accounts.iter().map(String::as_str).collect::<Vec<_>>()).await?;
+        Ok(())
+    }
 }
 
 /// Cancel or fulfil: settle the redemption, then the stock (and, for a cancel, the points).

@@ -49,6 +49,26 @@ pub async fn read_stream_after_snapshot(
     Ok(rows.iter().map(recorded).collect())
 }
 
+/// The events of several streams after their snapshots of `schema` (all of them for a
+/// stream without one) up to each stream's `heads` version, by stream then version, in
+/// one statement: [`read_stream_after_snapshot`] for many streams.
+pub async fn read_streams_after_snapshots(
+    client: &impl GenericClient,
+    stream_ids: &[&str],
+    heads: &[i64],
+    schema: i32,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM unnest($1::text[], $2::int8[]) AS w(stream_id, head) \
+         JOIN es.events e ON e.stream_id = w.stream_id AND e.version <= w.head AND e.version > COALESCE( \
+           (SELECT version FROM es.snapshots s WHERE s.stream_id = w.stream_id AND s.schema = $3), 0) \
+         ORDER BY e.stream_id, e.version",
+        EVENT_COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ")
+    );
+    let rows = client.query(&sql, &[&stream_ids, &heads, &schema]).await?;
+    Ok(rows.iter().map(recorded).collect())
+}
+
 /// The next `limit` committed events after `after`, in the safe global order.
 ///
 /// Only transactions older than the oldest one still in flight are read, so an event

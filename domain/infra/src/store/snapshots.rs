@@ -34,6 +34,29 @@ pub async fn read(
     }))
 }
 
+/// The snapshots of `schema` of several streams, by stream.
+pub async fn read_many(
+    client: &impl GenericClient,
+    stream_ids: &[&str],
+    schema: i32,
+) -> Result<Vec<(String, Stored)>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT stream_id, version, state, last_tx, last_pos FROM es.snapshots \
+             WHERE stream_id = ANY($1) AND schema = $2",
+            &[&stream_ids, &schema],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let last =
+                Checkpoint { tx_id: r.get::<_, &str>(3).parse().unwrap_or_default(), position: r.get(4) };
+            (r.get(0), Stored { version: r.get(1), state: r.get(2), last })
+        })
+        .collect())
+}
+
 /// Replaces the stream's snapshot.
 pub async fn write(
     client: &impl GenericClient,

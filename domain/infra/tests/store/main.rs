@@ -14,6 +14,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 mod order;
+mod prefetch;
 
 async fn setup() -> (TestDb, Pool) {
     let test_db = TestDb::new().await.expect("test database");
