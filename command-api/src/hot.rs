@@ -150,12 +150,20 @@ async fn settle<C: Batchable>(state: &AppState, batch: Vec<Pending<C>>) {
 
 /// Where a request of the batch stands.
 enum Slot {
+    /// To run in the batch.
+    ToRun,
     /// Answered: replayed from an earlier request, or refused.
     Done(Outcome),
-    /// To run, then decided and staged: its answer, missing the position.
+    /// Decided and staged: its answer, missing the position.
     Staged(StatusCode, Map<String, Value>),
     /// Left for after the batch (its key repeats an earlier request's).
     Later,
+}
+
+impl Slot {
+    fn runs(&self) -> bool {
+        matches!(self, Slot::ToRun)
+    }
 }
 
 /// The batch's transaction: every request's outcome (`None`: run it on its own
@@ -166,34 +174,15 @@ async fn together<C: Batchable>(
 ) -> Result<Vec<Option<Outcome>>, ApiError> {
     let mut client = state.pool.get().await?;
     let mut uow = UnitOfWork::begin(&mut client).await?;
-    // Keys first, as the single-command path does: before any stream lock.
-    let mut keys_seen = HashSet::new();
-    let mut slots = Vec::with_capacity(batch.len());
-    for p in batch {
-        let slot = match &p.idempotency {
-            Some(key) if !keys_seen.insert((key.caller.clone(), key.key.clone())) => Slot::Later,
-            Some(key) => match store::idempotency::claim(uow.tx(), key).await? {
-                Some(stored) => Slot::Done(pipeline::replay(key, stored)),
-                None => Slot::Staged(StatusCode::OK, Map::new()),
-            },
-            None => Slot::Staged(StatusCode::OK, Map::new()),
-        };
-        slots.push(slot);
-    }
-    let to_run = |slot: &Slot| matches!(slot, Slot::Staged(..));
-    let mut streams: Vec<String> =
-        batch.iter().zip(&slots).filter(|(_, s)| to_run(s)).flat_map(|(p, _)| p.command.streams()).collect();
+    let mut slots = claim_keys(&uow, batch).await?;
+    let running: Vec<&C> =
+        batch.iter().zip(&slots).filter(|(_, s)| s.runs()).map(|(p, _)| &p.command).collect();
+    let mut streams: Vec<String> = running.iter().flat_map(|c| c.streams()).collect();
     streams.sort_unstable();
     streams.dedup();
     uow.lock(&streams.iter().map(String::as_str).collect::<Vec<_>>()).await?;
-    let running: Vec<&C> =
-        batch.iter().zip(&slots).filter(|(_, s)| to_run(s)).map(|(p, _)| &p.command).collect();
     C::prefetch(&mut uow, &running).await?;
-
-    for (p, slot) in batch.iter().zip(slots.iter_mut()) {
-        if !to_run(slot) {
-            continue;
-        }
+    for (p, slot) in batch.iter().zip(slots.iter_mut()).filter(|(_, s)| s.runs()) {
         *slot = match p.command.execute(&mut uow, &p.ctx).await {
             Ok(Reply { status, body }) => {
                 uow.stage(&p.ctx.metadata(), p.ctx.now);
@@ -204,13 +193,45 @@ async fn together<C: Batchable>(
             Err(e) => return Err(e),
         };
     }
+    let outcomes = write_answers(&mut uow, batch, slots).await?;
+    uow.commit().await?;
+    Ok(outcomes)
+}
+
+/// Claims the batch's `Idempotency-Key`s first, as the single-command path does
+/// (before any stream lock): a key already answered replays, a key repeated within
+/// the batch waits for after it.
+async fn claim_keys<C>(uow: &UnitOfWork<'_>, batch: &[Pending<C>]) -> Result<Vec<Slot>, ApiError> {
+    let mut keys_seen = HashSet::new();
+    let mut slots = Vec::with_capacity(batch.len());
+    for p in batch {
+        let slot = match &p.idempotency {
+            Some(key) if !keys_seen.insert((key.caller.clone(), key.key.clone())) => Slot::Later,
+            Some(key) => match store::idempotency::claim(uow.tx(), key).await? {
+                Some(stored) => Slot::Done(pipeline::replay(key, stored)),
+                None => Slot::ToRun,
+            },
+            None => Slot::ToRun,
+        };
+        slots.push(slot);
+    }
+    Ok(slots)
+}
+
+/// Writes the staged commands' events in one append and their idempotency records
+/// (pipelined); every request's outcome.
+async fn write_answers<C>(
+    uow: &mut UnitOfWork<'_>,
+    batch: &[Pending<C>],
+    slots: Vec<Slot>,
+) -> Result<Vec<Option<Outcome>>, ApiError> {
     let mut positions = uow.save_staged().await?.into_iter();
     let mut records = Vec::new();
     let mut outcomes = Vec::with_capacity(batch.len());
     for (p, slot) in batch.iter().zip(slots) {
         outcomes.push(match slot {
             Slot::Done(outcome) => Some(outcome),
-            Slot::Later => None,
+            Slot::Later | Slot::ToRun => None,
             Slot::Staged(status, mut body) => {
                 let position = positions.next().unwrap_or_default();
                 body.insert("position".into(), Value::String(position.token()));
@@ -221,11 +242,9 @@ async fn together<C: Batchable>(
             }
         });
     }
-    // The records go out together (pipelined on the one connection).
     let tx = uow.tx();
     let writes = records.iter().map(|(key, status, body)| store::idempotency::record(tx, key, *status, body));
     futures::future::try_join_all(writes).await?;
-    uow.commit().await?;
     Ok(outcomes)
 }
 

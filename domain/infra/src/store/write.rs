@@ -115,6 +115,54 @@ pub async fn append_locked(
     Ok(Appended { last: last.into_iter().flatten().next().ok_or(StoreError::Empty)? })
 }
 
+/// The rows a group commit writes, chained in memory.
+struct Rows<'a> {
+    cols: EventColumns,
+    /// Each touched stream's tip after the appends, and whether it existed before.
+    tips: HashMap<&'a str, (i64, Vec<u8>, bool)>,
+    /// The group each event row belongs to, by stream and version.
+    group_of: HashMap<(&'a str, i64), usize>,
+}
+
+/// Numbers and hashes every event of `groups` from the streams' `heads`, in order, each
+/// group with its own metadata and clock; a stream's `expected_version` must match
+/// where the earlier groups left it.
+fn rows<'a>(heads: &Heads, groups: &'a [Group<'_>]) -> Result<Rows<'a>, StoreError> {
+    let mut rows = Rows { cols: EventColumns::default(), tips: HashMap::new(), group_of: HashMap::new() };
+    for (g, group) in groups.iter().enumerate() {
+        let recorded_at = chain::truncate_to_micros(group.recorded_at);
+        let metadata = serde_json::to_value(group.metadata)?;
+        for a in group.appends.iter().filter(|a| !a.events.is_empty()) {
+            let tip =
+                rows.tips.entry(a.stream_id.as_str()).or_insert_with(|| match heads.get(&a.stream_id) {
+                    Some(h) => (h.version, h.hash.clone(), h.version != NO_STREAM),
+                    None => (NO_STREAM, Vec::new(), false),
+                });
+            if tip.0 != a.expected_version {
+                return Err(conflict(a));
+            }
+            for e in &a.events {
+                let v = tip.0 + 1;
+                let canonical = chain::Canonical {
+                    stream_id: &a.stream_id,
+                    version: v,
+                    event_id: e.event_id,
+                    event_type: &e.event_type,
+                    schema_version: e.schema_version,
+                    data: &e.data,
+                    metadata: &metadata,
+                    recorded_at,
+                };
+                let hash = chain::event_hash(&tip.1, &canonical);
+                rows.cols.push(a, e, v, &metadata, recorded_at, &hash);
+                rows.group_of.insert((a.stream_id.as_str(), v), g);
+                *tip = (v, hash, tip.2);
+            }
+        }
+    }
+    Ok(rows)
+}
+
 /// One command's appends within a group commit: its own metadata and clock.
 pub struct Group<'a> {
     pub appends: &'a [StreamAppend],
@@ -132,42 +180,7 @@ pub async fn append_groups(
     heads: &mut Heads,
     groups: &[Group<'_>],
 ) -> Result<Vec<Option<Checkpoint>>, StoreError> {
-    let mut cols = EventColumns::default();
-    // Each touched stream's tip as the appends so far leave it, and whether it existed.
-    let mut tips: HashMap<&str, (i64, Vec<u8>, bool)> = HashMap::new();
-    let mut group_of: HashMap<(&str, i64), usize> = HashMap::new();
-    for (g, group) in groups.iter().enumerate() {
-        let recorded_at = chain::truncate_to_micros(group.recorded_at);
-        let metadata = serde_json::to_value(group.metadata)?;
-        for a in group.appends.iter().filter(|a| !a.events.is_empty()) {
-            let tip = tips.entry(a.stream_id.as_str()).or_insert_with(|| match heads.get(&a.stream_id) {
-                Some(h) => (h.version, h.hash.clone(), h.version != NO_STREAM),
-                None => (NO_STREAM, Vec::new(), false),
-            });
-            if tip.0 != a.expected_version {
-                return Err(conflict(a));
-            }
-            for e in &a.events {
-                let v = tip.0 + 1;
-                let hash = chain::event_hash(
-                    &tip.1,
-                    &chain::Canonical {
-                        stream_id: &a.stream_id,
-                        version: v,
-                        event_id: e.event_id,
-                        event_type: &e.event_type,
-                        schema_version: e.schema_version,
-                        data: &e.data,
-                        metadata: &metadata,
-                        recorded_at,
-                    },
-                );
-                cols.push(a, e, v, &metadata, recorded_at, &hash);
-                group_of.insert((a.stream_id.as_str(), v), g);
-                *tip = (v, hash, tip.2);
-            }
-        }
-    }
+    let Rows { cols, tips, group_of } = rows(heads, groups)?;
     if cols.stream_ids.is_empty() {
         return Err(StoreError::Empty);
     }
