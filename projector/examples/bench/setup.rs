@@ -139,9 +139,6 @@ pub async fn long_account(
     length: i64,
 ) -> anyhow::Result<()> {
     let user_id = UserId(user.parse()?);
-    let stream = user_id.stream();
-    let row = client.query_one("SELECT version FROM es.streams WHERE stream_id = $1", &[&stream]).await?;
-    let mut version: i64 = row.get(0);
     let lot = LotId(Uuid::new_v4());
     let credit = AccountEvent::PointsCredited {
         user_id,
@@ -150,23 +147,19 @@ pub async fn long_account(
         source: CreditSource::Purchase { purchase_id: PurchaseId(Uuid::new_v4()) },
         expires_at: None,
     };
-    let mut pending = vec![new_event(&credit)];
-    while version + (pending.len() as i64) < length {
-        pending.push(new_event(&AccountEvent::PointsDebited {
+    let row =
+        client.query_one("SELECT version FROM es.streams WHERE stream_id = $1", &[&user_id.stream()]).await?;
+    let debits = (length - row.get::<_, i64>(0) - 1).max(0) as usize;
+    let debit = move |_| {
+        new_event(&AccountEvent::PointsDebited {
             user_id,
             redemption_id: RedemptionId(Uuid::new_v4()),
             points: 1,
             allocations: vec![Allocation { lot_id: lot, points: 1 }],
-        }));
-        if pending.len() == 10_000 || version + pending.len() as i64 == length {
-            let events = std::mem::take(&mut pending);
-            let n = events.len() as i64;
-            append(client, &[StreamAppend { stream_id: stream.clone(), expected_version: version, events }])
-                .await?;
-            version += n;
-        }
-    }
-    Ok(())
+        })
+    };
+    let events = std::iter::once(new_event(&credit)).chain((0..debits).map(debit));
+    extend_stream(client, &user_id.stream(), events).await
 }
 
 /// Appends `events` to `stream` after its current head, 10,000 per transaction.

@@ -23,20 +23,7 @@ impl TestRedis {
 
     /// Starts the server (again), loading what it saved when stopped.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(std::process::Stdio::null())
+        let child = redis_server(self.port, &self.dir)
             .spawn()
             .context("starting redis-server (scripts/test installs it)")?;
         self.child = Some(child);
@@ -80,6 +67,16 @@ impl Drop for TestRedis {
     }
 }
 
+/// `redis-server` on loopback `port`, keeping nothing on disk but in `dir`, quiet.
+fn redis_server(port: u16, dir: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new("redis-server");
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(std::process::Stdio::null());
+    cmd
+}
+
 /// A private Redis Cluster of three masters (no replicas), made the way an operator
 /// makes one: `redis-server --cluster-enabled yes` three times, then
 /// `redis-cli --cluster create`. Slots are split evenly in node order.
@@ -98,24 +95,11 @@ impl TestRedisCluster {
         let ports = cluster_ports(3)?;
         let mut nodes = Vec::new();
         for port in &ports {
-            let child = std::process::Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
+            let child = redis_server(*port, &dir)
                 .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
                 .args(["--cluster-require-full-coverage", "no"])
                 .arg("--cluster-config-file")
                 .arg(dir.join(format!("nodes-{port}.conf")))
-                .arg("--dir")
-                .arg(&dir)
-                .stdout(std::process::Stdio::null())
                 .spawn()
                 .context("starting redis-server (scripts/test installs it)")?;
             nodes.push(Some(child));
