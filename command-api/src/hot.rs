@@ -106,6 +106,7 @@ impl<C: Batchable> GroupCommit<C> {
 
     /// Runs batches of `stream` until its queue is empty.
     async fn lead(self: Arc<Self>, state: AppState, stream: String) {
+        let _unstick = Unstick { queues: &self.queues, stream: &stream };
         loop {
             let batch: Vec<Pending<C>> = {
                 let mut queues = self.lock();
@@ -123,6 +124,21 @@ impl<C: Batchable> GroupCommit<C> {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Pending<C>>>> {
         self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Should a leader panic, its stream's queue goes with it (the waiting requests get
+/// an error), so the next request leads afresh instead of queueing behind nobody.
+struct Unstick<'a, C> {
+    queues: &'a Mutex<HashMap<String, Vec<Pending<C>>>>,
+    stream: &'a str,
+}
+
+impl<C> Drop for Unstick<'_, C> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.queues.lock().unwrap_or_else(|e| e.into_inner()).remove(self.stream);
+        }
     }
 }
 
