@@ -27,7 +27,7 @@ use infra::uow::UnitOfWork;
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
-use crate::pipeline::{self, Command, Context, IdempotencyKey, Reply};
+use crate::pipeline::{self, Command, Context, IdempotencyKey, Outcome, Reply};
 use crate::state::AppState;
 
 /// The most commands one transaction takes; the rest wait for the next.
@@ -46,8 +46,6 @@ pub trait Batchable: Command + Send + 'static {
         Ok(())
     }
 }
-
-type Outcome = Result<(StatusCode, Map<String, Value>, bool), ApiError>;
 
 struct Pending<C> {
     ctx: Context,

@@ -70,6 +70,10 @@ impl Context {
     }
 }
 
+/// A command's outcome: its status, its body (with `position`) and whether it was
+/// replayed from an earlier request with the same `Idempotency-Key`.
+pub type Outcome = Result<(StatusCode, Map<String, Value>, bool), ApiError>;
+
 /// A successful command's answer; the pipeline adds `position`.
 #[derive(Debug)]
 pub struct Reply {
@@ -136,7 +140,7 @@ pub async fn execute(
     ctx: Context,
     idempotency: Option<IdempotencyKey>,
     command: &impl Command,
-) -> Result<(StatusCode, Map<String, Value>, bool), ApiError> {
+) -> Outcome {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -164,7 +168,7 @@ async fn attempt_once(
     ctx: &Context,
     idempotency: Option<&IdempotencyKey>,
     command: &impl Command,
-) -> Result<(StatusCode, Map<String, Value>, bool), ApiError> {
+) -> Outcome {
     let mut client = state.pool.get().await?;
     let mut uow = UnitOfWork::begin(&mut client).await?;
     if let Some(key) = idempotency {
@@ -183,10 +187,7 @@ async fn attempt_once(
     Ok((status, body, false))
 }
 
-pub(crate) fn replay(
-    key: &IdempotencyKey,
-    stored: store::idempotency::Stored,
-) -> Result<(StatusCode, Map<String, Value>, bool), ApiError> {
+pub(crate) fn replay(key: &IdempotencyKey, stored: store::idempotency::Stored) -> Outcome {
     if stored.fingerprint != key.fingerprint {
         return Err(ApiError::IdempotencyKeyReused);
     }
