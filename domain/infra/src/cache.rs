@@ -11,6 +11,7 @@
 //! one MGET), and the writes below split by slot where keys do not (balances spread
 //! over the whole cluster).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use fred::clients::WithOptions;
@@ -75,17 +76,18 @@ pub async fn set_each<C: KeysInterface>(
     if !redis.is_clustered() {
         return redis.mset(entries).await;
     }
-    let results = futures_util::future::join_all(by_slot(entries).into_values().map(|g| redis.mset(g))).await;
+    let results = futures_util::future::join_all(
+        by_slot(entries, |(k, _)| k.as_bytes()).into_values().map(|g| redis.mset(g)),
+    )
+    .await;
     results.into_iter().collect()
 }
 
-/// Groups keyed items by their cluster hash slot.
-fn by_slot<T>(
-    items: impl IntoIterator<Item = (String, T)>,
-) -> std::collections::HashMap<u16, Vec<(String, T)>> {
-    let mut groups: std::collections::HashMap<u16, Vec<(String, T)>> = Default::default();
-    for (k, v) in items {
-        groups.entry(fred::util::redis_keyslot(k.as_bytes())).or_default().push((k, v));
+/// Groups items by the cluster hash slot of their key.
+fn by_slot<T>(items: impl IntoIterator<Item = T>, key: impl Fn(&T) -> &[u8]) -> HashMap<u16, Vec<T>> {
+    let mut groups: HashMap<u16, Vec<T>> = HashMap::new();
+    for item in items {
+        groups.entry(fred::util::redis_keyslot(key(&item))).or_default().push(item);
     }
     groups
 }
@@ -104,7 +106,10 @@ pub async fn set_then<C: KeysInterface>(
         entries.extend(last);
         return if entries.is_empty() { Ok(()) } else { redis.mset(entries).await };
     }
-    futures_util::future::try_join_all(by_slot(entries).into_values().map(|group| redis.mset(group))).await?;
+    futures_util::future::try_join_all(
+        by_slot(entries, |(k, _)| k.as_bytes()).into_values().map(|group| redis.mset(group)),
+    )
+    .await?;
     match last {
         Some((k, v)) => redis.set(k, v, None, None, false).await,
         None => Ok(()),
@@ -119,11 +124,9 @@ pub async fn unlink_all<C: KeysInterface>(
     if !redis.is_clustered() {
         return redis.unlink(keys).await;
     }
-    let mut by_slot: std::collections::HashMap<u16, Vec<fred::types::Key>> = Default::default();
-    for k in keys {
-        by_slot.entry(k.cluster_hash()).or_default().push(k);
-    }
-    let counts =
-        futures_util::future::try_join_all(by_slot.into_values().map(|g| redis.unlink::<u64, _>(g))).await?;
+    let counts = futures_util::future::try_join_all(
+        by_slot(keys, |k| k.as_bytes()).into_values().map(|g| redis.unlink::<u64, _>(g)),
+    )
+    .await?;
     Ok(counts.into_iter().sum())
 }
