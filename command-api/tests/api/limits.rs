@@ -75,6 +75,17 @@ async fn alternate(http: &reqwest::Client, bases: &[&str], token: &str, n: usize
     (allowed, started.elapsed().as_secs_f64())
 }
 
+/// How many times Redis ran a Lua script (the rate limits' GCRA).
+fn script_calls(redis_url: &str) -> u64 {
+    let out =
+        std::process::Command::new("redis-cli").args(["-u", redis_url, "info", "commandstats"]).output();
+    let text = String::from_utf8(out.expect("redis-cli").stdout).expect("utf8");
+    text.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// Two instances sharing a Redis enforce one limit between them: a burst spread over
 /// both gets the user's burst once, not once per instance. With Redis down, each
 /// instance falls back to its own limit.
@@ -94,6 +105,12 @@ async fn two_instances_share_one_limit_through_redis_and_fall_back_to_their_own(
     let (allowed, secs) = alternate(&app.http, &bases, &shared.token, 24).await;
     // The burst, plus one per second the burst took (the rate is 1/s).
     assert!(allowed >= 6 && allowed <= 6 + secs.ceil() as usize, "{allowed} let through in {secs:.2} s");
+    // Once Redis refused the user, each instance refuses it on its own until the wait
+    // Redis named has passed: not a script call per refused request. (Six grants, each
+    // instance's first call twice (NOSCRIPT, then the script itself), and about one
+    // refusal per instance and second.)
+    let calls = script_calls(&redis.url);
+    assert!(calls <= 6 + 2 * 2 + 2 * (1 + secs.ceil() as u64), "{calls} script calls for 24 requests");
 
     redis.stop().await.expect("stop redis");
     let alone = app.register("alone").await;

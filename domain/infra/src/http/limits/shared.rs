@@ -7,6 +7,8 @@
 //! the burst, counted in Redis when taken — and spends it locally for at most a
 //! second. N processes may then let through up to N leases more than the burst, and
 //! never more than the rate over time; with a burst under 20, every request asks Redis.
+//! A key Redis refused is refused here until the wait Redis named has passed, so a
+//! client over its limit costs no round trip per request.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -26,22 +28,27 @@ const BACK_OFF: Duration = Duration::from_secs(1);
 /// Leases kept before expired ones are dropped.
 const MAX_LEASES: usize = 100_000;
 
-/// Requests taken from Redis for one key and not spent yet, and the lock that one
-/// refill at a time holds, so when a lease runs out one request refills it while the
-/// others of that key wait for it, instead of all asking Redis at once.
+/// Requests taken from Redis for one key and not spent yet; until when Redis said the
+/// key may not send another (answered here meanwhile, without asking again); and the
+/// lock that one refill at a time holds, so when a lease runs out one request refills
+/// it while the others of that key wait for it, instead of all asking Redis at once.
 #[derive(Debug)]
 struct Lease {
     left: u32,
     until: Instant,
+    refused_until: Instant,
     refill: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Lease {
-    /// Spends one request, if the lease has one left and is still live.
-    fn spend(&mut self, now: Instant) -> bool {
-        let live = self.left > 0 && self.until > now;
-        self.left -= u32::from(live);
-        live
+    /// The answer the lease gives on its own: a request spent (zero), or the wait
+    /// Redis last set; `None` when Redis must be asked.
+    fn answer(&mut self, now: Instant) -> Option<Duration> {
+        if self.left > 0 && self.until > now {
+            self.left -= 1;
+            return Some(Duration::ZERO);
+        }
+        (self.refused_until > now).then(|| self.refused_until - now)
     }
 }
 
@@ -79,14 +86,14 @@ impl Shared {
         burst: NonZeroU32,
     ) -> Option<Duration> {
         let redis_key = format!("tally:rl:{}:{kind}:{key}", self.service);
-        let refill = match self.spend_or_refill_lock(&redis_key) {
-            None => return Some(Duration::ZERO),
-            Some(refill) => refill,
+        let refill = match self.local_answer(&redis_key) {
+            Ok(answer) => return Some(answer),
+            Err(refill) => refill,
         };
         let _refilling = refill.lock().await;
-        // Another request may have refilled it while this one waited.
-        if self.spend_or_refill_lock(&redis_key).is_none() {
-            return Some(Duration::ZERO);
+        // Another request may have refilled it (or been refused) while this one waited.
+        if let Ok(answer) = self.local_answer(&redis_key) {
+            return Some(answer);
         }
         let now = Instant::now();
         if lock(&self.down_until).is_some_and(|until| until > now) {
@@ -101,7 +108,15 @@ impl Shared {
                 }
                 Some(Duration::ZERO)
             }
-            Ok(wait_us) => Some(Duration::from_micros(wait_us.unsigned_abs())),
+            Ok(wait_us) => {
+                // No request of this key conforms before then, whatever other
+                // instances do: the next ones are refused here without asking.
+                let wait = Duration::from_micros(wait_us.unsigned_abs());
+                if let Some(lease) = lock(&self.leases).get_mut(&redis_key) {
+                    lease.refused_until = Instant::now() + wait;
+                }
+                Some(wait)
+            }
             Err(e) => {
                 // Not connected is known at once; a command that failed or timed out
                 // was not, so the next ones stay local for a while.
@@ -114,21 +129,21 @@ impl Shared {
         }
     }
 
-    /// Spends one request of `key`'s lease (`None`), or answers the lock to hold while
-    /// refilling it (an empty lease is made if there is none).
-    fn spend_or_refill_lock(&self, key: &str) -> Option<Arc<tokio::sync::Mutex<()>>> {
+    /// What `key`'s lease answers on its own (see [`Lease::answer`]), or the lock to
+    /// hold while asking Redis (an empty lease is made if there is none).
+    fn local_answer(&self, key: &str) -> Result<Duration, Arc<tokio::sync::Mutex<()>>> {
         let now = Instant::now();
         let mut leases = lock(&self.leases);
         if let Some(lease) = leases.get_mut(key) {
-            return (!lease.spend(now)).then(|| lease.refill.clone());
+            return lease.answer(now).ok_or_else(|| lease.refill.clone());
         }
         if leases.len() >= MAX_LEASES {
-            leases.retain(|_, l| l.until > now && l.left > 0);
+            leases.retain(|_, l| (l.until > now && l.left > 0) || l.refused_until > now);
         }
-        let lease = Lease { left: 0, until: now, refill: Default::default() };
+        let lease = Lease { left: 0, until: now, refused_until: now, refill: Default::default() };
         let refill = lease.refill.clone();
         leases.insert(key.to_owned(), lease);
-        Some(refill)
+        Err(refill)
     }
 
     /// Up to `wanted` requests from the script (see `gcra.lua`).
