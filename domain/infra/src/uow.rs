@@ -213,24 +213,21 @@ impl<'c> UnitOfWork<'c> {
                 states.insert(stream, (state, stored.version));
             }
         }
-        let mut undecodable: Vec<String> = Vec::new();
         for e in &events? {
             match states.get_mut(&e.stream_id) {
                 Some((state, _)) => state.apply(&A::Event::decode(&e.event_type, &e.data)?),
-                // No snapshot: the events start at 1 (a stream whose snapshot exists
-                // but did not decode read only its tail, so it is left out).
+                // No snapshot: the events start at 1.
                 None if e.version == 1 => {
                     let mut state = A::default();
                     state.apply(&A::Event::decode(&e.event_type, &e.data)?);
                     states.insert(e.stream_id.clone(), (state, 0));
                 }
-                None => undecodable.push(e.stream_id.clone()),
+                // A snapshot that did not decode: only the tail was read, so the stream
+                // stays out of the cache and its own load folds it whole.
+                None => {}
             }
         }
         for (stream, (state, snapshot_version)) in states {
-            if undecodable.contains(&stream) {
-                continue;
-            }
             let version = self.heads[&stream].version;
             self.changed.insert(stream, Box::new(Changed { state, version, snapshot_version }));
         }
