@@ -15,6 +15,11 @@
 //!
 //! Each instance batches its own requests; the stream's lock still serializes batches
 //! across instances.
+//!
+//! Leaders run on threads of their own, not on the HTTP workers': a worker that has
+//! answered its own requests stops at shutdown and drops what it spawned, and a leader
+//! dropped there would fail other workers' requests in its queue (or leave the queue
+//! stuck). The leaders' threads live as long as the application's state.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -26,6 +31,7 @@ use infra::store;
 use infra::uow::UnitOfWork;
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
+use tokio_util::task::LocalPoolHandle;
 
 use crate::pipeline::{self, Command, Context, IdempotencyKey, Outcome, Reply};
 use crate::state::AppState;
@@ -54,14 +60,17 @@ struct Pending<C> {
     reply: oneshot::Sender<Outcome>,
 }
 
-/// The queues of commands waiting for their stream's next batch.
+/// The queues of commands waiting for their stream's next batch, and the threads their
+/// leaders run on.
 pub struct GroupCommit<C> {
     queues: Mutex<HashMap<String, Vec<Pending<C>>>>,
+    leaders: LocalPoolHandle,
 }
 
 impl<C> Default for GroupCommit<C> {
     fn default() -> Self {
-        GroupCommit { queues: Mutex::new(HashMap::new()) }
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        GroupCommit { queues: Mutex::new(HashMap::new()), leaders: LocalPoolHandle::new(threads) }
     }
 }
 
@@ -95,7 +104,8 @@ impl<C: Batchable> GroupCommit<C> {
             }
         };
         if lead {
-            actix_web::rt::spawn(self.clone().lead(state.clone(), stream));
+            let (this, state) = (self.clone(), state.clone());
+            drop(self.leaders.spawn_pinned(move || this.lead(state, stream)));
         }
         answer
             .await
@@ -104,17 +114,21 @@ impl<C: Batchable> GroupCommit<C> {
 
     /// Runs batches of `stream` until its queue is empty.
     async fn lead(self: Arc<Self>, state: AppState, stream: String) {
-        let _unstick = Unstick { queues: &self.queues, stream: &stream };
+        let mut unstick = Unstick { queues: &self.queues, stream: &stream, done: false };
         loop {
             let batch: Vec<Pending<C>> = {
                 let mut queues = self.lock();
-                let Some(queue) = queues.get_mut(&stream) else { return };
-                if queue.is_empty() {
-                    queues.remove(&stream);
-                    return;
+                match queues.get_mut(&stream) {
+                    Some(queue) if !queue.is_empty() => {
+                        let n = queue.len().min(MAX_BATCH);
+                        queue.drain(..n).collect()
+                    }
+                    _ => {
+                        queues.remove(&stream);
+                        unstick.done = true;
+                        return;
+                    }
                 }
-                let n = queue.len().min(MAX_BATCH);
-                queue.drain(..n).collect()
             };
             settle(&state, batch).await;
         }
@@ -125,16 +139,19 @@ impl<C: Batchable> GroupCommit<C> {
     }
 }
 
-/// Should a leader panic, its stream's queue goes with it (the waiting requests get
-/// an error), so the next request leads afresh instead of queueing behind nobody.
+/// Should a leader panic or be dropped, its stream's queue goes with it (the waiting
+/// requests get an error), so the next request leads afresh instead of queueing behind
+/// nobody.
 struct Unstick<'a, C> {
     queues: &'a Mutex<HashMap<String, Vec<Pending<C>>>>,
     stream: &'a str,
+    /// The leader emptied the queue and removed it.
+    done: bool,
 }
 
 impl<C> Drop for Unstick<'_, C> {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if !self.done {
             self.queues.lock().unwrap_or_else(|e| e.into_inner()).remove(self.stream);
         }
     }
@@ -187,7 +204,7 @@ async fn together<C: Batchable>(
     batch: &[Pending<C>],
 ) -> Result<Vec<Option<Outcome>>, ApiError> {
     let mut client = state.pool.get().await?;
-    let mut uow = UnitOfWork::begin(&mut client).await?;
+    let mut uow = UnitOfWork::begin(&mut client).await?.with_states(&state.states);
     let mut slots = claim_keys(&uow, batch).await?;
     let running: Vec<&C> =
         batch.iter().zip(&slots).filter(|(_, s)| s.runs()).map(|(p, _)| &p.command).collect();

@@ -170,7 +170,7 @@ async fn attempt_once(
     command: &impl Command,
 ) -> Outcome {
     let mut client = state.pool.get().await?;
-    let mut uow = UnitOfWork::begin(&mut client).await?;
+    let mut uow = UnitOfWork::begin(&mut client).await?.with_states(&state.states);
     if let Some(key) = idempotency {
         // Waits while another request holds the same key, then finds its response.
         if let Some(stored) = store::idempotency::claim(uow.tx(), key).await? {

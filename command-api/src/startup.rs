@@ -12,6 +12,7 @@ use infra::db;
 use infra::http::extract::BodyTimeout;
 use infra::http::metrics::{self, HttpMetrics};
 use infra::http::{conventions, limits};
+use infra::states::StateCache;
 use infra::token::TokenKeys;
 use uuid::Uuid;
 
@@ -34,6 +35,7 @@ impl Application {
         let pool = db::pool(settings.database_url.expose(), settings.db_pool_size)?;
         db::ensure_migrated(&pool).await?;
         let state = AppState {
+            states: StateCache::new(pool.clone(), settings.state_cache_weight),
             pool,
             keys: TokenKeys::new(settings.jwt_secret.expose(), settings.access_token_ttl),
             webhook_secret: settings.payment_webhook_secret.clone(),

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use deadpool_postgres::Pool;
 use infra::config::Secret;
+use infra::states::StateCache;
 use infra::token::TokenKeys;
 
 use crate::hot::GroupCommit;
@@ -23,4 +24,6 @@ pub struct AppState {
     pub throttle: Arc<LoginThrottle>,
     /// Redemptions of the same product share a transaction (group commit).
     pub redemptions: Arc<GroupCommit<PlaceRedemption>>,
+    /// Recent stream states, and the snapshots written behind (see `infra::states`).
+    pub states: Arc<StateCache>,
 }

@@ -21,6 +21,12 @@ pub trait Aggregate: Default + Clone {
     /// needs the stream's version only, never its events.
     const STATELESS: bool = false;
 
+    /// About how many records the state holds (lots, reservations, buyers): what it
+    /// weighs in the command side's cache of recent states.
+    fn weight(&self) -> usize {
+        1
+    }
+
     /// `evolve`: the state after `event`. Total: an event that was stored is a fact.
     fn apply(&mut self, event: &Self::Event);
 

@@ -72,13 +72,14 @@ async fn sixty_customers_against_twenty_five_units_buy_exactly_twenty_five() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redemption_racing_the_windows_end_pays_one_price_and_max_points_holds() {
     let app = Arc::new(spawn_app().await);
-    let product = app.product(100, 1_000).await;
+    // Stock and points enough for however many redemptions fit in the 2 s.
+    let product = app.product(100, 1_000_000).await;
     let ends_at = Utc::now() + chrono::Duration::milliseconds(1_500);
     let window = json!({ "product_id": product, "point_cost": 60, "starts_at": Utc::now() - chrono::Duration::seconds(5),
                          "ends_at": ends_at });
     app.create("/v1/offers", window).await;
-    let customers = join_all((0..12).map(|_| app.customer_with_points(100_000))).await;
-    let before: i64 = 12 * 100_000;
+    let customers = join_all((0..12).map(|_| app.customer_with_points(10_000_000))).await;
+    let before: i64 = 12 * 10_000_000;
     let runs = customers.iter().enumerate().map(|(i, c)| {
         let (app, product) = (app.clone(), product.clone());
         async move {

@@ -45,6 +45,9 @@ pub struct Settings {
     pub query_addr: String,
     pub projector_addr: String,
     pub db_pool_size: usize,
+    /// How much the command API keeps of recent stream states
+    /// (`TALLY_STATE_CACHE_WEIGHT`, see [`crate::states`]; 0 keeps none).
+    pub state_cache_weight: usize,
     /// How long a client may take to send a request body (`TALLY_BODY_TIMEOUT_MS`).
     pub body_timeout: std::time::Duration,
     /// Per-user and per-address request limits of both APIs.
@@ -109,6 +112,10 @@ impl Settings {
                 .map(|v| v.parse().context("TALLY_DB_POOL_SIZE must be a number"))
                 .transpose()?
                 .unwrap_or(16),
+            state_cache_weight: var("TALLY_STATE_CACHE_WEIGHT")
+                .map(|v| v.parse().context("TALLY_STATE_CACHE_WEIGHT must be a number"))
+                .transpose()?
+                .unwrap_or(crate::states::DEFAULT_CAPACITY),
             body_timeout: var("TALLY_BODY_TIMEOUT_MS")
                 .map(|v| v.parse().context("TALLY_BODY_TIMEOUT_MS must be milliseconds"))
                 .transpose()?

@@ -11,6 +11,7 @@ pub mod db;
 pub mod history;
 pub mod http;
 pub mod read_model;
+pub mod states;
 pub mod store;
 pub mod telemetry;
 #[cfg(feature = "testkit")]

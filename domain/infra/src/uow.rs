@@ -18,8 +18,8 @@
 //! per-stream version order (see [`store::lock_streams`]). Extra rows a command writes
 //! beside its events (a `users` row) go through [`UnitOfWork::tx`] after its locks.
 
-use std::any::Any;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Client, Transaction};
@@ -27,10 +27,18 @@ use domain::{Aggregate, DomainEvent};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::states::{Behind, Kept, StateCache};
 use crate::store::{self, snapshots, Checkpoint, Heads, Metadata, NewEvent, StoreError, StreamAppend};
 
-/// Streams that grow with traffic are snapshotted every this many events.
+/// Streams that grow with traffic are snapshotted every this many events, or every
+/// [`domain::Aggregate::weight`] events when the state weighs more: writing a snapshot
+/// costs about its weight, so that keeps the cost per event bounded, and a load
+/// without a kept state folds a tail no longer than the snapshot it starts from.
 pub const SNAPSHOT_EVERY: i64 = 64;
+
+fn snapshot_every<A: Aggregate>(state: &A) -> i64 {
+    SNAPSHOT_EVERY.max(state.weight() as i64)
+}
 
 /// A stream folded into its aggregate, with the version and checkpoint it was at.
 #[derive(Debug)]
@@ -69,11 +77,18 @@ pub struct UnitOfWork<'c> {
     /// The newest checkpoint among the streams loaded: a command that appends nothing
     /// answers with it, so a read-your-writes wait covers what it looked at.
     newest_read: Option<Checkpoint>,
-    /// The states this transaction changed, by stream: the next command of a group
-    /// commit that loads the stream starts from them instead of reading it again.
-    changed: HashMap<String, Box<dyn Any + Send + Sync>>,
+    /// The states this transaction changed or prefetched, by stream: the next command
+    /// of a group commit that loads the stream starts from them instead of reading it
+    /// again, and the process keeps them once committed.
+    changed: HashMap<String, Kept>,
     /// Earlier commands' writes of a group commit, not written yet.
     staged: Vec<Staged>,
+    /// The process's recent states: loads start from them, and due snapshots are
+    /// written behind, after the commit (see [`crate::states`]).
+    states: Option<Arc<StateCache>>,
+    behind: Vec<Behind>,
+    /// The last event this transaction appended.
+    saved_last: Option<Checkpoint>,
 }
 
 /// A command's writes, queued for [`UnitOfWork::save_staged`].
@@ -85,11 +100,17 @@ struct Staged {
     newest_read: Option<Checkpoint>,
 }
 
-/// A stream's state as a push left it.
+/// A stream's state (the value of a [`Kept`]), and the version of its last snapshot.
 struct Changed<A> {
     state: A,
-    version: i64,
     snapshot_version: i64,
+}
+
+impl<A: Aggregate + Send + Sync + 'static> Changed<A> {
+    fn kept(state: A, version: i64, snapshot_version: i64, last: Option<Checkpoint>) -> Kept {
+        let weight = state.weight();
+        Kept { version, hash: Vec::new(), last, weight, value: Arc::new(Changed { state, snapshot_version }) }
+    }
 }
 
 impl<'c> UnitOfWork<'c> {
@@ -102,7 +123,17 @@ impl<'c> UnitOfWork<'c> {
             newest_read: None,
             changed: HashMap::new(),
             staged: Vec::new(),
+            states: None,
+            behind: Vec::new(),
+            saved_last: None,
         })
+    }
+
+    /// Loads start from the process's recent states, and keep them; snapshots are
+    /// written behind the commit.
+    pub fn with_states(mut self, states: &Arc<StateCache>) -> Self {
+        self.states = Some(states.clone());
+        self
     }
 
     /// The transaction, for rows written beside the events (after every lock).
@@ -130,15 +161,14 @@ impl<'c> UnitOfWork<'c> {
     ) -> Result<Loaded<A>, StoreError> {
         self.lock(&[stream_id]).await?;
         // Cloned, not taken: a command refused after loading must leave it for the next.
-        if let Some(c) = self.changed.get(stream_id).and_then(|c| c.downcast_ref::<Changed<A>>()) {
-            let (state, version, snapshot_version) = (c.state.clone(), c.version, c.snapshot_version);
-            return Ok(Loaded {
-                state,
-                stream_id: stream_id.to_owned(),
-                version,
-                last: None,
-                snapshot_version,
-            });
+        if let Some(loaded) = self.changed.get(stream_id).and_then(|k| loaded_from(stream_id, k)) {
+            self.newest_read = self.newest_read.max(loaded.last);
+            return Ok(loaded);
+        }
+        let kept = self.states.as_ref().zip(self.heads.get(stream_id)).and_then(|(s, h)| s.get(stream_id, h));
+        if let Some(loaded) = kept.as_ref().and_then(|k| loaded_from(stream_id, k)) {
+            self.newest_read = self.newest_read.max(loaded.last);
+            return Ok(loaded);
         }
         let head = self.heads.get(stream_id).map_or(store::NO_STREAM, |h| h.version);
         let loaded = if A::STATELESS {
@@ -153,7 +183,20 @@ impl<'c> UnitOfWork<'c> {
             self.fold(stream_id, head).await?
         };
         self.newest_read = self.newest_read.max(loaded.last);
+        self.keep(&loaded);
         Ok(loaded)
+    }
+
+    /// Keeps a state just folded from the store (committed, up to the locked head).
+    fn keep<A: Aggregate + Send + Sync + 'static>(&self, loaded: &Loaded<A>) {
+        let (Some(states), Some(head)) = (&self.states, self.heads.get(&loaded.stream_id)) else { return };
+        if A::STATELESS || head.version != loaded.version || loaded.version == store::NO_STREAM {
+            return;
+        }
+        let mut kept =
+            Changed::kept(loaded.state.clone(), loaded.version, loaded.snapshot_version, loaded.last);
+        kept.hash = head.hash.clone();
+        states.put(&loaded.stream_id, kept);
     }
 
     async fn fold<A: Aggregate>(&self, stream_id: &str, head: i64) -> Result<Loaded<A>, StoreError> {
@@ -198,6 +241,16 @@ impl<'c> UnitOfWork<'c> {
             .collect();
         wanted.sort_unstable();
         wanted.dedup();
+        if let Some(states) = &self.states {
+            let (heads, changed) = (&self.heads, &mut self.changed);
+            wanted.retain(|s| match states.get(s, &heads[*s]) {
+                Some(kept) => {
+                    changed.insert((*s).to_owned(), kept);
+                    false
+                }
+                None => true,
+            });
+        }
         if wanted.is_empty() {
             return Ok(());
         }
@@ -207,29 +260,37 @@ impl<'c> UnitOfWork<'c> {
             store::read_streams_after_snapshots(&*self.tx, &wanted, &heads, codec.schema),
         )
         .await;
-        let mut states: HashMap<String, (A, i64)> = HashMap::new();
+        let mut folded: HashMap<String, (A, i64, Checkpoint)> = HashMap::new();
         for (stream, stored) in found? {
             if let Ok(state) = (codec.decode)(stored.state) {
-                states.insert(stream, (state, stored.version));
+                folded.insert(stream, (state, stored.version, stored.last));
             }
         }
         for e in &events? {
-            match states.get_mut(&e.stream_id) {
-                Some((state, _)) => state.apply(&A::Event::decode(&e.event_type, &e.data)?),
+            match folded.get_mut(&e.stream_id) {
+                Some((state, _, last)) => {
+                    state.apply(&A::Event::decode(&e.event_type, &e.data)?);
+                    *last = Checkpoint::of(e);
+                }
                 // No snapshot: the events start at 1.
                 None if e.version == 1 => {
                     let mut state = A::default();
                     state.apply(&A::Event::decode(&e.event_type, &e.data)?);
-                    states.insert(e.stream_id.clone(), (state, 0));
+                    folded.insert(e.stream_id.clone(), (state, 0, Checkpoint::of(e)));
                 }
                 // A snapshot that did not decode: only the tail was read, so the stream
                 // stays out of the cache and its own load folds it whole.
                 None => {}
             }
         }
-        for (stream, (state, snapshot_version)) in states {
-            let version = self.heads[&stream].version;
-            self.changed.insert(stream, Box::new(Changed { state, version, snapshot_version }));
+        for (stream, (state, snapshot_version, last)) in folded {
+            let head = &self.heads[&stream];
+            let mut kept = Changed::kept(state, head.version, snapshot_version, Some(last));
+            kept.hash = head.hash.clone();
+            if let Some(states) = &self.states {
+                states.put(&stream, kept.clone());
+            }
+            self.changed.insert(stream, kept);
         }
         Ok(())
     }
@@ -263,18 +324,31 @@ impl<'c> UnitOfWork<'c> {
         );
         let version = loaded.version + events.len() as i64;
         let mut snapshot_version = loaded.snapshot_version;
-        if let Some(codec) = A::SNAPSHOT.filter(|_| version - loaded.snapshot_version >= SNAPSHOT_EVERY) {
-            self.snapshots.push(DueSnapshot {
-                stream_id: loaded.stream_id.clone(),
-                schema: codec.schema,
-                version,
-                state: (codec.encode)(&state)?,
-            });
+        if let Some(codec) =
+            A::SNAPSHOT.filter(|_| version - loaded.snapshot_version >= snapshot_every(&state))
+        {
+            let (stream_id, schema) = (loaded.stream_id.clone(), codec.schema);
+            if self.states.is_some() {
+                let (encode, copy) = (codec.encode, state.clone());
+                self.behind.push(Behind {
+                    stream_id,
+                    schema,
+                    version,
+                    encode: Box::new(move || encode(&copy)),
+                });
+            } else {
+                self.snapshots.push(DueSnapshot {
+                    stream_id,
+                    schema,
+                    version,
+                    state: (codec.encode)(&state)?,
+                });
+            }
             snapshot_version = version;
         }
         if !A::STATELESS {
-            let changed = Changed { state: state.clone(), version, snapshot_version };
-            self.changed.insert(loaded.stream_id.clone(), Box::new(changed));
+            let kept = Changed::kept(state.clone(), version, snapshot_version, None);
+            self.changed.insert(loaded.stream_id.clone(), kept);
         }
         let events = events
             .iter()
@@ -309,6 +383,7 @@ impl<'c> UnitOfWork<'c> {
             return Ok(self.newest_read.unwrap_or_default());
         }
         let appended = store::append_locked(&*self.tx, &mut self.heads, &self.appends, metadata, now).await?;
+        self.saved_last = self.saved_last.max(Some(appended.last));
         for s in self.snapshots.drain(..) {
             let stored = snapshots::Stored { version: s.version, state: s.state, last: appended.last };
             snapshots::write(&*self.tx, &s.stream_id, s.schema, &stored).await?;
@@ -357,10 +432,41 @@ impl<'c> UnitOfWork<'c> {
                 snapshots::write(&*self.tx, &snap.stream_id, snap.schema, &stored).await?;
             }
         }
+        self.saved_last = self.saved_last.max(lasts.iter().copied().max().flatten());
         Ok(staged.iter().zip(lasts).map(|(s, last)| last.or(s.newest_read).unwrap_or_default()).collect())
     }
 
+    /// Commits; then the process keeps the states this transaction left (those it
+    /// appended to, at their new heads, and those it read) and writes their due
+    /// snapshots behind.
     pub async fn commit(self) -> Result<(), StoreError> {
-        Ok(self.tx.commit().await?)
+        let UnitOfWork { tx, heads, changed, states, behind, saved_last, .. } = self;
+        tx.commit().await?;
+        let Some(states) = states else { return Ok(()) };
+        for (stream_id, mut kept) in changed {
+            // A state whose events were not all written never reaches the cache.
+            let Some(head) = heads.get(&stream_id).filter(|h| h.version == kept.version && h.version > 0)
+            else {
+                continue;
+            };
+            kept.hash = head.hash.clone();
+            kept.last = kept.last.or(saved_last);
+            states.put(&stream_id, kept);
+        }
+        if let Some(last) = saved_last {
+            states.write_behind(behind, last);
+        }
+        Ok(())
     }
+}
+
+fn loaded_from<A: Aggregate + 'static>(stream_id: &str, kept: &Kept) -> Option<Loaded<A>> {
+    let c = kept.value.downcast_ref::<Changed<A>>()?;
+    Some(Loaded {
+        state: c.state.clone(),
+        stream_id: stream_id.to_owned(),
+        version: kept.version,
+        last: kept.last,
+        snapshot_version: c.snapshot_version,
+    })
 }

@@ -7,6 +7,9 @@
 //! sweep ([`AccountCommand::Sweep`]) within a minute, so the spendable balance never
 //! includes expired points. The balance never goes negative.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -59,16 +62,19 @@ impl Account {
     }
 
     /// Soonest-expiring first, never-expiring last, older lots first among equals.
+    /// A heap, not a sort: a debit takes from a few lots of possibly thousands.
     fn allocate(&self, points: i64, now: DateTime<Utc>) -> Vec<Allocation> {
-        let mut lots: Vec<&Lot> =
-            self.lots.iter().filter(|l| l.remaining > 0 && !is_expired(l, now)).collect();
-        lots.sort_by_key(|l| (l.expires_at.is_none(), l.expires_at));
+        let mut order: BinaryHeap<Reverse<SpendOrder>> = self
+            .lots
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.remaining > 0 && !is_expired(l, now))
+            .map(|(i, l)| Reverse((l.expires_at.is_none(), l.expires_at, i)))
+            .collect();
         let mut left = points;
         let mut out = Vec::new();
-        for lot in lots {
-            if left == 0 {
-                break;
-            }
+        while let Some(Reverse((_, _, i))) = order.pop().filter(|_| left > 0) {
+            let lot = &self.lots[i];
             let take = lot.remaining.min(left);
             out.push(Allocation { lot_id: lot.id, points: take });
             left -= take;
@@ -107,6 +113,10 @@ impl Account {
     }
 }
 
+/// A lot's place in the spending order: never-expiring last, then by expiry, then by
+/// its index in credit order.
+type SpendOrder = (bool, Option<DateTime<Utc>>, usize);
+
 fn is_expired(lot: &Lot, now: DateTime<Utc>) -> bool {
     lot.expires_at.is_some_and(|t| t <= now)
 }
@@ -116,6 +126,10 @@ impl Aggregate for Account {
     const STREAM: &'static str = "account";
     /// Schema 2: the per-redemption debit map is gone.
     const SNAPSHOT: Option<crate::SnapshotCodec<Self>> = Some(crate::SnapshotCodec::json(2));
+
+    fn weight(&self) -> usize {
+        1 + self.lots.len() + self.clawed.len()
+    }
 
     fn apply(&mut self, event: &AccountEvent) {
         match event {

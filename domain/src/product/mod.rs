@@ -146,6 +146,10 @@ impl Aggregate for Product {
     const STREAM: &'static str = "product";
     const SNAPSHOT: Option<crate::SnapshotCodec<Self>> = Some(crate::SnapshotCodec::json(2));
 
+    fn weight(&self) -> usize {
+        1 + self.reservations.len() + self.offers.iter().map(Offer::weight).sum::<usize>()
+    }
+
     fn apply(&mut self, event: &ProductEvent) {
         match event {
             ProductEvent::ProductListed { product_id, details } => {

@@ -51,6 +51,11 @@ impl Offer {
         Offer { terms, cancelled_at: None, sold: 0, by_customer: HashMap::new() }
     }
 
+    /// One, and one per customer counted.
+    pub fn weight(&self) -> usize {
+        1 + self.by_customer.len()
+    }
+
     pub fn id(&self) -> OfferId {
         self.terms.offer_id
     }

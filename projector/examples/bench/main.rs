@@ -90,9 +90,13 @@ async fn main() -> anyhow::Result<()> {
         return write_report(started, &db_url, rows).await;
     }
 
-    if std::env::args().nth(1).as_deref() == Some("hot") {
-        // The hot-product row alone, for working on group commit.
-        let rows = vec![scenarios::hot_product(&bench, &hot).await?];
+    // One row alone, for working on it: `bench hot` or `bench grown`.
+    let alone = match std::env::args().nth(1).as_deref() {
+        Some("hot") => Some(vec![scenarios::hot_product(&bench, &hot).await?]),
+        Some("grown") => Some(grown::rows(&bench).await?),
+        _ => None,
+    };
+    if let Some(rows) = alone {
         command.stop().await;
         return write_report(started, &db_url, rows).await;
     }

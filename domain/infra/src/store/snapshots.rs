@@ -1,6 +1,7 @@
-//! Snapshots: a cache of a long stream's folded state (accounts, products), written in
-//! the command's transaction with the stream locked, so a snapshot always matches the
-//! events it covers. Deleting them costs only speed.
+//! Snapshots: a cache of a long stream's folded state (accounts, products) at a
+//! version, written in the command's transaction or, by the command API, right after
+//! it committed (see [`crate::states`]), so a snapshot always matches the events it
+//! covers. A snapshot never replaces a newer one. Deleting them costs only speed.
 
 use serde_json::Value;
 use tokio_postgres::GenericClient;
@@ -57,7 +58,7 @@ pub async fn read_many(
         .collect())
 }
 
-/// Replaces the stream's snapshot.
+/// Replaces the stream's snapshot, unless the stored one is newer (of the same schema).
 pub async fn write(
     client: &impl GenericClient,
     stream_id: &str,
@@ -69,7 +70,8 @@ pub async fn write(
             "INSERT INTO es.snapshots (stream_id, version, schema, state, last_tx, last_pos) \
              VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, schema = EXCLUDED.schema, \
-                 state = EXCLUDED.state, last_tx = EXCLUDED.last_tx, last_pos = EXCLUDED.last_pos",
+                 state = EXCLUDED.state, last_tx = EXCLUDED.last_tx, last_pos = EXCLUDED.last_pos \
+             WHERE es.snapshots.version < EXCLUDED.version OR es.snapshots.schema <> EXCLUDED.schema",
             &[
                 &stream_id,
                 &snapshot.version,

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 mod order;
 mod prefetch;
+mod states;
 
 async fn setup() -> (TestDb, Pool) {
     let test_db = TestDb::new().await.expect("test database");
