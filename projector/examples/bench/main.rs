@@ -90,10 +90,21 @@ async fn main() -> anyhow::Result<()> {
         return write_report(started, &db_url, rows).await;
     }
 
-    // One row alone, for working on it: `bench hot` or `bench grown`.
+    // One row alone, for working on it: `bench hot`, `bench grown`, `bench redemptions`
+    // or `bench lag`
+    // (at BENCH_LAG_RATE commands/s).
     let alone = match std::env::args().nth(1).as_deref() {
         Some("hot") => Some(vec![scenarios::hot_product(&bench, &hot).await?]),
         Some("grown") => Some(grown::rows(&bench).await?),
+        Some("redemptions") => Some(vec![scenarios::redemptions(&bench).await?.0]),
+        Some("lag") => {
+            let projector = Service::start("projector", &["run"], &env).await?;
+            wait_caught_up(&db_url).await?;
+            let rate: f64 = var("BENCH_LAG_RATE", "700").parse()?;
+            let row = scenarios::projection_lag(&bench, rate).await?;
+            projector.stop().await;
+            Some(vec![row])
+        }
         _ => None,
     };
     if let Some(rows) = alone {
