@@ -229,9 +229,13 @@ async fn acquire(projection: Projection, ctx: &Context) -> anyhow::Result<Option
             tracing::warn!(error = %e, "projector connection closed");
         }
     });
+    // A batch commits its rows and its checkpoint together, so it need not wait for the
+    // WAL flush: a crash that loses the last batches loses their checkpoint with them,
+    // and they are applied again (the cache's purge covers Redis being ahead).
     client
         .batch_execute(&format!(
-            "SET search_path = read; SET application_name = 'tally-projector:{projection}'"
+            "SET search_path = read; SET application_name = 'tally-projector:{projection}'; \
+             SET synchronous_commit = off"
         ))
         .await?;
     let mut announced = false;
