@@ -13,6 +13,7 @@ mod instances;
 mod loadgen;
 mod logins;
 mod report;
+mod scale;
 mod scenarios;
 mod services;
 mod setup;
@@ -97,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
         Some("hot") => Some(vec![scenarios::hot_product(&bench, &hot).await?]),
         Some("grown") => Some(grown::rows(&bench).await?),
         Some("redemptions") => Some(vec![scenarios::redemptions(&bench).await?.0]),
+        Some("scale") => Some(scale_rows(&redis_url, duration).await?),
         Some("lag") => {
             let projector = Service::start("projector", &["run"], &env).await?;
             wait_caught_up(&db_url).await?;
@@ -183,6 +185,9 @@ async fn main() -> anyhow::Result<()> {
 
     log(&format!("rebuild: seeding about {events} events"));
     rows.push(rebuild(&rebuild_url, events).await?);
+    if scale::accounts().is_some() {
+        rows.extend(scale_rows(&redis_url, duration).await?);
+    }
 
     write_report(started, &db_url, rows).await
 }
@@ -229,6 +234,15 @@ async fn rebuild(url: &str, events: usize) -> anyhow::Result<Row> {
     Ok(Row::new("Projection rebuild, slowest projection", slowest, "events/s", "≥ 150,000 events/s")
         .met(slowest >= 150_000.0)
         .note(format!("{} events; {note}", speeds[0].1)))
+}
+
+/// The scale rows, on the databases `scripts/bench` made for them when `BENCH_SCALE`
+/// is set.
+async fn scale_rows(redis_url: &str, duration: Duration) -> anyhow::Result<Vec<Row>> {
+    let accounts = scale::accounts().context("BENCH_SCALE (1 for a million accounts, or a number)")?;
+    let big = std::env::var("BENCH_SCALE_URL").context("BENCH_SCALE_URL")?;
+    let small = std::env::var("BENCH_SMALL_URL").context("BENCH_SMALL_URL")?;
+    scale::rows(&big, &small, redis_url, accounts, duration).await
 }
 
 fn machine() -> String {

@@ -9,6 +9,8 @@ use anyhow::{bail, Context};
 
 /// Dev/bench-only credentials: the bench database is a scratch one.
 pub const ADMIN: (&str, &str) = ("bench-admin@tally.dev", "bench-only-password");
+/// The services' signing secret (bench only).
+pub const JWT_SECRET: &str = "bench-only-jwt-secret";
 
 pub struct Service {
     pub base: String,
@@ -27,7 +29,7 @@ impl Service {
         let child = Command::new(bin_dir()?.join(binary))
             .args(args)
             .env(addr_var, format!("127.0.0.1:{port}"))
-            .env("TALLY_JWT_SECRET", "bench-only-jwt-secret")
+            .env("TALLY_JWT_SECRET", JWT_SECRET)
             .env("TALLY_PAYMENT_WEBHOOK_SECRET", "bench-only-webhook-secret")
             .env("TALLY_ADMIN_EMAIL", ADMIN.0)
             .env("TALLY_ADMIN_PASSWORD", ADMIN.1)

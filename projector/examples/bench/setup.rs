@@ -219,14 +219,28 @@ pub async fn many_lots(client: &mut tokio_postgres::Client, user: &str, n: usize
 }
 
 const PRODUCTS: usize = 200;
-/// Redemptions per account: each appends three events.
+/// Redemptions per account of the rebuild corpus: each appends three events.
 const REDEMPTIONS: usize = 16;
-const ACCOUNTS_PER_TX: usize = 20;
+/// About this many events per seeding transaction.
+const EVENTS_PER_TX: usize = 1000;
 
 /// About `events` realistic events: products listed and stocked, then accounts that
 /// are credited once and place 16 redemptions each (account, product and redemption
 /// events).
 pub async fn rebuild_corpus(client: &mut tokio_postgres::Client, events: usize) -> anyhow::Result<()> {
+    corpus(client, events.div_ceil(2 + 3 * REDEMPTIONS), REDEMPTIONS, 0).await?;
+    Ok(())
+}
+
+/// `accounts` accounts, each opened, credited once and placing `redemptions`
+/// redemptions (2 + 3 × `redemptions` events), on 200 products; returns `sample` of the
+/// account ids, spread over the whole store.
+pub async fn corpus(
+    client: &mut tokio_postgres::Client,
+    accounts: usize,
+    redemptions: usize,
+    sample: usize,
+) -> anyhow::Result<Vec<UserId>> {
     let category = CategoryId(Uuid::new_v4());
     let products: Vec<ProductId> = (0..PRODUCTS).map(|_| ProductId(Uuid::new_v4())).collect();
     let listings: Vec<StreamAppend> = products
@@ -257,12 +271,17 @@ pub async fn rebuild_corpus(client: &mut tokio_postgres::Client, events: usize) 
     append(client, &listings).await?;
     let mut product_versions = vec![2i64; PRODUCTS];
 
-    let accounts = events.div_ceil(2 + 3 * REDEMPTIONS);
-    for chunk in 0..accounts.div_ceil(ACCOUNTS_PER_TX) {
+    let per_tx = EVENTS_PER_TX.div_ceil(2 + 3 * redemptions);
+    let every = accounts.checked_div(sample).unwrap_or(usize::MAX).max(1);
+    let mut sampled = Vec::with_capacity(sample);
+    for chunk in 0..accounts.div_ceil(per_tx) {
         let mut appends = Vec::new();
         let mut product_events: Vec<Vec<NewEvent>> = vec![Vec::new(); PRODUCTS];
-        for a in 0..ACCOUNTS_PER_TX.min(accounts - chunk * ACCOUNTS_PER_TX) {
+        for a in 0..per_tx.min(accounts - chunk * per_tx) {
             let user_id = UserId(Uuid::new_v4());
+            if (chunk * per_tx + a) % every == 0 && sampled.len() < sample {
+                sampled.push(user_id);
+            }
             let lot_id = LotId(Uuid::new_v4());
             let source = CreditSource::Purchase { purchase_id: PurchaseId(Uuid::new_v4()) };
             let mut account = vec![
@@ -275,9 +294,9 @@ pub async fn rebuild_corpus(client: &mut tokio_postgres::Client, events: usize) 
                     expires_at: None,
                 }),
             ];
-            for r in 0..REDEMPTIONS {
+            for r in 0..redemptions {
                 let redemption_id = RedemptionId(Uuid::new_v4());
-                let p = (chunk * ACCOUNTS_PER_TX + a + r) % PRODUCTS;
+                let p = (chunk * per_tx + a + r) % PRODUCTS;
                 let product_id = products[p];
                 account.push(new_event(&AccountEvent::PointsDebited {
                     user_id,
@@ -320,5 +339,5 @@ pub async fn rebuild_corpus(client: &mut tokio_postgres::Client, events: usize) 
         }
         append(client, &appends).await?;
     }
-    Ok(())
+    Ok(sampled)
 }
