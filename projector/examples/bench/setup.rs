@@ -279,7 +279,7 @@ pub async fn corpus(
         let mut product_events: Vec<Vec<NewEvent>> = vec![Vec::new(); PRODUCTS];
         for a in 0..per_tx.min(accounts - chunk * per_tx) {
             let user_id = UserId(Uuid::new_v4());
-            if (chunk * per_tx + a) % every == 0 && sampled.len() < sample {
+            if (chunk * per_tx + a).is_multiple_of(every) && sampled.len() < sample {
                 sampled.push(user_id);
             }
             let lot_id = LotId(Uuid::new_v4());
