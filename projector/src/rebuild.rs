@@ -50,16 +50,17 @@ pub async fn rebuild(url: &str, projection: Projection, progress: bool) -> anyho
     let started = Instant::now();
     let mut checkpoint = Checkpoint::default();
     let mut events = 0u64;
-    loop {
+    // Reading the next batch (on a connection of its own) overlaps applying this one.
+    let (batches, mut ready) = tokio::sync::mpsc::channel(2);
+    let reader = tokio::spawn(read_ahead(url.to_owned(), batches));
+    while let Some(batch) = ready.recv().await {
         let tx = client.transaction().await?;
-        let n = replay(&tx, projection, &mut checkpoint, BATCH).await?;
+        let n = apply(&tx, projection, &mut checkpoint, batch).await?;
         tx.commit().await?;
-        if n == 0 {
-            break;
-        }
         events += n;
         bar.inc(n);
     }
+    reader.await??;
 
     let tx = client.transaction().await?;
     batch::lock_batch(&tx, projection).await?;
@@ -113,6 +114,25 @@ async fn progress_bar(client: &Client, projection: Projection, show: bool) -> an
     Ok(bar)
 }
 
+/// Sends the store's events in the safe order, `BATCH` at a time, until it has sent
+/// every one there is or the receiver is gone.
+async fn read_ahead(
+    url: String,
+    batches: tokio::sync::mpsc::Sender<Vec<RecordedEvent>>,
+) -> anyhow::Result<()> {
+    let (client, conn) = tokio_postgres::connect(&url, NoTls).await?;
+    tokio::spawn(conn);
+    let mut after = Checkpoint::default();
+    loop {
+        let events = store::read_all(&client, after, BATCH).await?;
+        let Some(last) = events.last() else { return Ok(()) };
+        after = Checkpoint::of(last);
+        if batches.send(events).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
 /// Applies the next events after `checkpoint` to the staging tables.
 async fn replay(
     tx: &Transaction<'_>,
@@ -121,6 +141,16 @@ async fn replay(
     limit: i64,
 ) -> anyhow::Result<u64> {
     let events: Vec<RecordedEvent> = store::read_all(tx, *checkpoint, limit).await?;
+    apply(tx, projection, checkpoint, events).await
+}
+
+/// Applies `events` (the next after `checkpoint`) to the staging tables.
+async fn apply(
+    tx: &Transaction<'_>,
+    projection: Projection,
+    checkpoint: &mut Checkpoint,
+    events: Vec<RecordedEvent>,
+) -> anyhow::Result<u64> {
     let Some(last) = events.last() else { return Ok(0) };
     *checkpoint = Checkpoint::of(last);
     projections::apply(projection, tx, &events).await?;
