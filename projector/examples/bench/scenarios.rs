@@ -203,20 +203,15 @@ pub async fn projection_lag(bench: &Arc<Bench>, rate: f64) -> anyhow::Result<Row
     let watcher = {
         let (seen, stop, db) = (seen.clone(), stop.clone(), connect(&bench.db_url).await?);
         tokio::spawn(async move {
-            let sql = "SELECT c.tx_id, c.position, h.tx_id::text::int8, h.position \
-                       FROM read.checkpoints c LEFT JOIN LATERAL ( \
-                         SELECT tx_id, position FROM es.events \
-                         WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-                         ORDER BY tx_id DESC, position DESC LIMIT 1) h ON true \
-                       WHERE c.projection = 'accounts'";
+            let sql = "SELECT tx_id, position FROM read.checkpoints WHERE projection = 'accounts'";
             let stmt = db.prepare(sql).await?;
-            let at = |r: &tokio_postgres::Row, i: usize| Checkpoint {
-                tx_id: r.get::<_, Option<i64>>(i).unwrap_or_default() as u64,
-                position: r.get::<_, Option<i64>>(i + 1).unwrap_or_default(),
-            };
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let r = db.query_one(&stmt, &[]).await?;
-                seen.lock().expect("seen").push((Instant::now(), at(&r, 0), at(&r, 2)));
+                // Both on one connection, pipelined: one round trip.
+                let (r, horizon) =
+                    futures_util::future::join(db.query_one(&stmt, &[]), infra::store::safe_head(&db)).await;
+                let (r, horizon) = (r?, horizon?);
+                let cp = Checkpoint { tx_id: r.get::<_, i64>(0) as u64, position: r.get(1) };
+                seen.lock().expect("seen").push((Instant::now(), cp, horizon));
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             anyhow::Ok(())
